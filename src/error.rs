@@ -1,0 +1,105 @@
+//! The one error type of rwlog.
+
+use std::time::SystemTime;
+
+use crate::position::{Expected, Position, StreamId};
+
+/// Everything that can go wrong in rwlog. A call that returns an error has
+/// changed nothing: a rejected append is not in the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An append's expected version did not match the stream's version.
+    #[error("stream `{stream}` is at version {actual}, but the append expected {expected}")]
+    Conflict {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the append expected.
+        expected: Expected,
+        /// The stream's version when the append was sequenced.
+        actual: u64,
+    },
+    /// The runtime is shut down (or shutting down): nothing more is appended.
+    #[error("the runtime is shut down")]
+    Closed,
+    /// The append queue is full (only from the `try_` variants, which do not
+    /// wait for room).
+    #[error("the append queue is full")]
+    Full,
+    /// No view of this name was registered on the builder.
+    #[error("no view is named `{name}`")]
+    UnknownView {
+        /// The name asked for.
+        name: String,
+    },
+    /// The view exists but holds another type than the one asked for.
+    #[error("view `{name}` holds a `{actual}`, not a `{requested}`")]
+    ViewType {
+        /// The view's name.
+        name: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The type the view holds.
+        actual: &'static str,
+    },
+    /// A view's `apply` panicked: the view stopped advancing at `position`.
+    /// The log, the writers and the other views go on.
+    #[error("view `{name}` failed after position {position}: {message}")]
+    ViewFailed {
+        /// The view's name.
+        name: String,
+        /// The last position the view reflects.
+        position: Position,
+        /// The panic message.
+        message: String,
+    },
+    /// A position outside the log was asked for (positions start at 1 and end
+    /// at the head).
+    #[error("position {requested} is outside the log, which holds positions 1..={head}")]
+    PositionOutOfRange {
+        /// The position asked for.
+        requested: Position,
+        /// The log's head when asked.
+        head: Position,
+    },
+    /// A time before the first event was asked for.
+    #[error("no event was recorded at or before {requested:?}")]
+    BeforeFirstEvent {
+        /// The time asked for.
+        requested: SystemTime,
+    },
+    /// A bounded wait ran out before the view reached the position.
+    #[error("timed out waiting for position {waiting_for}")]
+    Timeout {
+        /// The position waited for.
+        waiting_for: Position,
+    },
+    /// An append carried no events.
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    /// A value was above its configured limit.
+    #[error("{what} is {size}, above the limit of {max}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Two views were registered under one name.
+    #[error("two views are named `{0}`")]
+    DuplicateView(String),
+    /// A builder setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// An I/O error (for example, the sequencer thread could not be started).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The sequencer thread panicked (a bug in rwlog: please report it).
+    #[error("the sequencer thread panicked: {0}")]
+    SequencerPanicked(String),
+}
+
+/// `Result<T, rwlog::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,296 @@
+//! Events as appended by writers and as recorded in the log.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::position::{Position, StreamId};
+
+/// A type whose values are appended to an rwlog log.
+///
+/// Usually an enum of everything that can happen in the domain. The defaults
+/// are enough for most types: `impl Event for MyEvent {}`. Override
+/// [`event_type`](Event::event_type) to let readers filter by kind of event
+/// ([`Log::read_by_type`](crate::Log::read_by_type)), and raise
+/// [`SCHEMA_VERSION`](Event::SCHEMA_VERSION) when the type's shape changes.
+///
+/// ```
+/// use rwlog::Event;
+///
+/// enum Account { Opened, Deposited(u64) }
+///
+/// impl Event for Account {
+///     fn event_type(&self) -> &'static str {
+///         match self {
+///             Account::Opened => "Opened",
+///             Account::Deposited(_) => "Deposited",
+///         }
+///     }
+/// }
+/// assert_eq!(Account::Deposited(5).event_type(), "Deposited");
+/// assert_eq!(<Account as Event>::SCHEMA_VERSION, 1);
+/// ```
+pub trait Event: Send + Sync + 'static {
+    /// The version of this type's shape, stored with every event.
+    const SCHEMA_VERSION: u32 = 1;
+
+    /// The kind of this event, as used by type filters. Defaults to the Rust
+    /// type's name, the same for every value.
+    fn event_type(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// A point in time as stamped by the sequencer: nanoseconds since the Unix
+/// epoch.
+///
+/// The sequencer never stamps a later event with an earlier time than an
+/// earlier one, so timestamps are non-decreasing along the log even if the
+/// system clock steps back.
+///
+/// ```
+/// use rwlog::Timestamp;
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = Timestamp::from_system_time(UNIX_EPOCH + Duration::from_secs(2));
+/// assert_eq!(t.as_nanos(), 2_000_000_000);
+/// assert_eq!(t.to_system_time(), UNIX_EPOCH + Duration::from_secs(2));
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The current system time (clamped to the Unix epoch if the clock is
+    /// before it, and to `u64::MAX` nanoseconds, in the year 2554).
+    pub fn now() -> Timestamp {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    /// Converts a system time, clamping it into the representable range.
+    pub fn from_system_time(t: SystemTime) -> Timestamp {
+        let nanos = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Builds a timestamp from nanoseconds since the Unix epoch.
+    pub const fn from_nanos(nanos: u64) -> Timestamp {
+        Timestamp(nanos)
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// The same instant as a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+/// Data about an event that is not its payload: why and by whom it was
+/// written.
+///
+/// ```
+/// use rwlog::{Metadata, Uuid};
+/// let cause = Uuid::now_v7();
+/// let m = Metadata::new().causation(cause).with("tenant", "acme");
+/// assert_eq!(m.causation_id, Some(cause));
+/// assert_eq!(m.get("tenant"), Some("acme"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The id shared by every event of one business transaction.
+    pub correlation_id: Option<Uuid>,
+    /// The id of the command or event that caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Who wrote the event; set from [`Runtime::writer_named`](crate::Runtime::writer_named)
+    /// when the append does not say.
+    pub writer_id: Option<String>,
+    /// Free key/value pairs, in the order they were added.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Metadata {
+        Metadata::default()
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation(mut self, id: Uuid) -> Metadata {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn causation(mut self, id: Uuid) -> Metadata {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the writer id.
+    pub fn writer(mut self, id: impl Into<String>) -> Metadata {
+        self.writer_id = Some(id.into());
+        self
+    }
+
+    /// Adds a free key/value pair.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Metadata {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// The first value stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.correlation_id.is_none()
+            && self.causation_id.is_none()
+            && self.writer_id.is_none()
+            && self.extra.is_empty()
+    }
+}
+
+/// An event on its way into the log: the payload plus optional metadata and
+/// id. Anything that is an `E` converts into a `NewEvent<E>`, so appends
+/// accept plain payloads.
+///
+/// ```
+/// use rwlog::{Metadata, NewEvent};
+/// let e = NewEvent::new("deposit 5").metadata(Metadata::new().with("by", "teller-3"));
+/// assert_eq!(*e.payload(), "deposit 5");
+/// let plain: NewEvent<&str> = "withdraw 2".into();
+/// assert!(plain.id().is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct NewEvent<E> {
+    pub(crate) payload: E,
+    pub(crate) metadata: Metadata,
+    pub(crate) id: Option<Uuid>,
+}
+
+impl<E> NewEvent<E> {
+    /// An event with no metadata; the sequencer gives it a v7 id.
+    pub fn new(payload: E) -> NewEvent<E> {
+        NewEvent {
+            payload,
+            metadata: Metadata::default(),
+            id: None,
+        }
+    }
+
+    /// Sets the metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> NewEvent<E> {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The id given with [`with_id`](NewEvent::with_id), if any.
+    pub fn id(&self) -> Option<Uuid> {
+        self.id
+    }
+
+    /// Gives the event this id instead of a fresh v7 one.
+    pub fn with_id(mut self, id: Uuid) -> NewEvent<E> {
+        self.id = Some(id);
+        self
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &E {
+        &self.payload
+    }
+}
+
+impl<E> From<E> for NewEvent<E> {
+    fn from(payload: E) -> Self {
+        NewEvent::new(payload)
+    }
+}
+
+/// An event as recorded in the log: the payload and everything the
+/// sequencer stamped on it.
+///
+/// Invariant: `position` and `version` were assigned by the sequencer and
+/// never change; `recorded_at` is non-decreasing along the log.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Recorded<E> {
+    pub(crate) position: Position,
+    pub(crate) stream: StreamId,
+    pub(crate) version: u64,
+    pub(crate) id: Uuid,
+    pub(crate) recorded_at: Timestamp,
+    pub(crate) schema_version: u32,
+    pub(crate) metadata: Metadata,
+    pub(crate) payload: E,
+}
+
+impl<E> Recorded<E> {
+    /// The event's global position (from 1, contiguous).
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The stream the event belongs to.
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    /// The event's version within its stream (from 1, contiguous).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The event's unique id (a UUID v7 unless the writer supplied one).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// When the sequencer recorded the event.
+    pub fn recorded_at(&self) -> Timestamp {
+        self.recorded_at
+    }
+
+    /// The schema version of the payload's type when it was written.
+    pub fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+
+    /// The event's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The event itself.
+    pub fn payload(&self) -> &E {
+        &self.payload
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Recorded");
+        d.field("position", &self.position.0)
+            .field("stream", &self.stream)
+            .field("version", &self.version)
+            .field("id", &self.id)
+            .field("recorded_at", &self.recorded_at.0);
+        if !self.metadata.is_empty() {
+            d.field("metadata", &self.metadata);
+        }
+        d.field("payload", &self.payload).finish()
+    }
+}

@@ -1,0 +1,126 @@
+//! An event-sourced answer to the reader-writer problem.
+//!
+//! # Motivation
+//!
+//! `RwLock<State>` makes readers and writers take turns: a writer waits for
+//! every reader to leave, readers queue behind a waiting writer, and every
+//! read writes the lock's shared counter, so reads on many cores fight over
+//! one cache line. And once a write is done, the old state is gone.
+//!
+//! rwlog replaces the lock with a log. Writers never take a lock: they send
+//! *events* to one sequencer thread, which gives each its global position,
+//! appends it to the log and folds it into *views*. Readers never take a
+//! lock either: they load an immutable [`Snapshot`] of a view, tagged with
+//! the position it reflects, in one atomic load that writes no shared cache
+//! line. Every change is kept, so any past state can be rebuilt.
+//!
+//! # What is in the crate
+//!
+//! - [`Runtime`] and its [`Builder`]: the log, the views, the sequencer thread.
+//! - [`Writer`]: `append` (waits for the acknowledgement), `append_expecting`
+//!   (optimistic concurrency with [`Expected`]), `append_batch` (atomic),
+//!   `submit` (returns a [`Ticket`]), `try_append`, `append_async`.
+//! - [`View`]: your state and how an event changes it. [`Reader`] loads it at
+//!   a consistency level: [`latest`](Reader::latest) (eventual, wait-free),
+//!   [`at_least`](Reader::at_least) (read-your-writes),
+//!   [`strong`](Reader::strong) (linearizable) or
+//!   [`bounded`](Reader::bounded) ([`Staleness`]).
+//! - [`Log`]: read history forward, backward, by stream, by event type, by
+//!   time. [`Runtime::view_at`] and [`Runtime::view_as_of`]: time travel.
+//!   [`Runtime::subscribe`]: history then live events.
+//! - One [`Error`] type.
+//!
+//! # Guarantees
+//!
+//! 1. Positions start at 1, are contiguous and never reused; a stream's
+//!    versions start at 1 and are contiguous.
+//! 2. An acknowledged append is in the log.
+//! 3. A snapshot at position `p` is exactly the fold of events `1..=p`, in
+//!    order: never a torn or partial batch.
+//! 4. A reader's successive loads never go back in position.
+//! 5. `at_least(p)` returns a snapshot at `p` or later; `strong()` one that
+//!    includes every append acknowledged before the call; `bounded(s)` one
+//!    at most `s` behind, waiting only when it must.
+//! 6. Readers never block writers beyond a bounded wait (after which the
+//!    sequencer clones instead of waiting), and writers never block readers.
+//! 7. A rejected append changes nothing and returns a typed error.
+//!
+//! # When not to use it
+//!
+//! - When the state is tiny and writes dominate: a `Mutex` is simpler and an
+//!   event per write costs more than a store.
+//! - When `apply` cannot be deterministic: every event is applied to two
+//!   copies of each view.
+//! - When memory is tight: the log keeps every event, and each view is held
+//!   twice.
+//! - When a writer needs to read-modify-write under one lock across several
+//!   entities: express it as an append with an expected version, or use a
+//!   lock.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use rwlog::{Event, Expected, Recorded, Runtime, View};
+//!
+//! #[derive(Clone, Debug)]
+//! enum Account { Opened, Deposited(u64), Withdrawn(u64) }
+//! impl Event for Account {}
+//!
+//! #[derive(Clone, Default)]
+//! struct Balances(HashMap<String, i64>);
+//! impl View<Account> for Balances {
+//!     fn apply(&mut self, e: &Recorded<Account>) {
+//!         let b = self.0.entry(e.stream().to_string()).or_default();
+//!         match e.payload() {
+//!             Account::Opened => {}
+//!             Account::Deposited(n) => *b += *n as i64,
+//!             Account::Withdrawn(n) => *b -= *n as i64,
+//!         }
+//!     }
+//! }
+//!
+//! let rt = Runtime::<Account>::builder().view("balances", Balances::default()).build()?;
+//! let w = rt.writer();
+//! w.append_expecting("acct-1", Expected::NoStream, [Account::Opened])?;
+//! let ack = w.append("acct-1", Account::Deposited(5))?;
+//!
+//! let r = rt.reader::<Balances>("balances")?;
+//! let s = r.at_least(ack.position)?;
+//! assert_eq!(s.position(), ack.position);
+//! assert_eq!(s.0["acct-1"], 5);
+//! # Ok::<(), rwlog::Error>(())
+//! ```
+
+#![warn(
+    missing_docs,
+    rust_2018_idioms,
+    missing_debug_implementations,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod event;
+mod log;
+mod position;
+mod reader;
+mod runtime;
+mod sequencer;
+mod signal;
+mod snapshot;
+mod subscription;
+mod sync;
+pub mod view;
+mod writer;
+
+pub use error::{Error, Result};
+pub use event::{Event, Metadata, NewEvent, Recorded, Timestamp};
+pub use log::{Log, LogIter, StreamIter};
+pub use position::{Expected, Position, StreamId};
+pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};
+pub use runtime::{Builder, Runtime, Stats, ViewStats};
+pub use subscription::Subscription;
+pub use uuid::Uuid;
+pub use view::{Snapshot, View};
+pub use writer::{Appended, Ticket, Writer};

@@ -1,0 +1,279 @@
+//! The event log: every event ever appended, in order, readable without a
+//! lock while the sequencer appends.
+
+mod memory;
+
+use std::ops::{Bound, RangeBounds};
+use std::time::SystemTime;
+
+use crate::event::{Event, Recorded, Timestamp};
+use crate::position::{Position, StreamId};
+use crate::sync::{Arc, DashMap};
+
+use memory::{Directory, Slots};
+
+/// The log of a [`Runtime`](crate::Runtime), from [`Runtime::log`](crate::Runtime::log).
+///
+/// Reads take no lock: events at or below [`head`](Log::head) are written
+/// once and never change. Iterators read the log as it was when they were
+/// made: later appends are not included (use
+/// [`Runtime::subscribe`](crate::Runtime::subscribe) to follow the log).
+///
+/// ```
+/// use rwlog::{Event, Position, Runtime};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Note(&'static str);
+/// impl Event for Note {}
+///
+/// let rt = Runtime::<Note>::builder().build()?;
+/// let w = rt.writer();
+/// w.append("a", Note("one"))?;
+/// w.append("b", Note("two"))?;
+/// w.append("a", Note("three"))?;
+///
+/// let log = rt.log();
+/// assert_eq!(log.head(), Position(3));
+/// let all: Vec<_> = log.read_all(..).map(|e| e.payload().0).collect();
+/// assert_eq!(all, ["one", "two", "three"]);
+/// let back: Vec<_> = log.read_backward(..).map(|e| e.payload().0).collect();
+/// assert_eq!(back, ["three", "two", "one"]);
+/// let a: Vec<_> = log.read_stream("a", 1).map(|e| (e.version(), e.payload().0)).collect();
+/// assert_eq!(a, [(1, "one"), (2, "three")]);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct Log<E> {
+    slots: Slots<E>,
+    /// Stream id -> positions of its events; index `v - 1` holds version `v`.
+    streams: DashMap<StreamId, Vec<Position>>,
+}
+
+impl<E> std::fmt::Debug for Log<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("head", &self.head())
+            .field("streams", &self.streams.len())
+            .finish()
+    }
+}
+
+impl<E> Log<E> {
+    pub(crate) fn new() -> Log<E> {
+        Log {
+            slots: Slots::new(),
+            streams: DashMap::new(),
+        }
+    }
+
+    /// Appends a batch whose positions continue the log. Sequencer only.
+    pub(crate) fn append(&self, batch: &[Arc<Recorded<E>>]) {
+        // Index first: a reader that finds a position in the index before the
+        // head covers it gets `None` from `get` and stops, never a wrong event.
+        for rec in batch {
+            self.streams
+                .entry(rec.stream.clone())
+                .or_default()
+                .push(rec.position);
+        }
+        self.slots.append(batch);
+    }
+
+    /// The position of the last appended event (`Position::ZERO` when empty).
+    pub fn head(&self) -> Position {
+        Position(self.slots.head())
+    }
+
+    /// The event at `position`, or `None` if it is 0 or above the head.
+    pub fn get(&self, position: Position) -> Option<Arc<Recorded<E>>> {
+        self.slots.get(position.0)
+    }
+
+    /// The current version of a stream (0 if it has no events).
+    pub fn stream_version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).map_or(0, |v| v.len() as u64)
+    }
+
+    /// Events in a range of positions, oldest first. The range is clipped to
+    /// the log: `read_all(..)` reads everything. The iterator is
+    /// double-ended: `.rev()` reads newest first.
+    pub fn read_all(&self, range: impl RangeBounds<Position>) -> LogIter<E> {
+        let (head, dir) = self.slots.snapshot();
+        let start = match range.start_bound() {
+            Bound::Included(p) => p.0,
+            Bound::Excluded(p) => p.0.saturating_add(1),
+            Bound::Unbounded => 1,
+        }
+        .max(1);
+        let end = match range.end_bound() {
+            Bound::Included(p) => p.0,
+            Bound::Excluded(p) => p.0.saturating_sub(1),
+            Bound::Unbounded => head,
+        }
+        .min(head);
+        LogIter {
+            dir,
+            front: start,
+            back: end,
+        }
+    }
+
+    /// Events in a range of positions, newest first.
+    pub fn read_backward(&self, range: impl RangeBounds<Position>) -> std::iter::Rev<LogIter<E>> {
+        self.read_all(range).rev()
+    }
+
+    /// The events of one stream from `from_version` on (versions start at 1;
+    /// 0 reads from the start too), oldest first.
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> StreamIter<E> {
+        let (head, dir) = self.slots.snapshot();
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        let positions = self
+            .streams
+            .get(stream)
+            .map(|v| {
+                v.iter()
+                    .skip(skip)
+                    .copied()
+                    .take_while(|p| p.0 <= head)
+                    .collect()
+            })
+            .unwrap_or_default();
+        StreamIter {
+            dir,
+            positions: Vec::into_iter(positions),
+        }
+    }
+
+    /// The number of distinct streams.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Events recorded within a time range, oldest first.
+    pub fn read_time_range(&self, range: impl RangeBounds<SystemTime>) -> LogIter<E> {
+        let (head, dir) = self.slots.snapshot();
+        let start = match range.start_bound() {
+            Bound::Included(t) => first_after(&dir, head, |ts| ts < stamp(t)),
+            Bound::Excluded(t) => first_after(&dir, head, |ts| ts <= stamp(t)),
+            Bound::Unbounded => 1,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(t) => first_after(&dir, head, |ts| ts <= stamp(t)) - 1,
+            Bound::Excluded(t) => first_after(&dir, head, |ts| ts < stamp(t)) - 1,
+            Bound::Unbounded => head,
+        };
+        LogIter {
+            dir,
+            front: start,
+            back: end,
+        }
+    }
+
+    /// The last position recorded at or before `time`, if any.
+    pub fn position_at(&self, time: SystemTime) -> Option<Position> {
+        let (head, dir) = self.slots.snapshot();
+        let after = first_after(&dir, head, |ts| ts <= stamp(&time));
+        (after > 1).then(|| Position(after - 1))
+    }
+}
+
+impl<E: Event> Log<E> {
+    /// Events of one kind ([`Event::event_type`]) in a range of positions,
+    /// oldest first.
+    pub fn read_by_type<'a>(
+        &self,
+        event_type: &'a str,
+        range: impl RangeBounds<Position>,
+    ) -> impl Iterator<Item = Arc<Recorded<E>>> + 'a {
+        self.read_all(range)
+            .filter(move |r| r.payload.event_type() == event_type)
+    }
+}
+
+fn stamp(t: &SystemTime) -> Timestamp {
+    Timestamp::from_system_time(*t)
+}
+
+/// The first position in `1..=head` whose timestamp fails `before`, or
+/// `head + 1`. Timestamps are non-decreasing along the log, so `before` holds
+/// for a prefix of it: a binary search finds its end.
+fn first_after<E>(dir: &Directory<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> u64 {
+    let (mut lo, mut hi) = (1, head + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match memory::read(dir, mid) {
+            Some(r) if before(r.recorded_at) => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    lo
+}
+
+/// An iterator over a range of the log, from [`Log::read_all`].
+pub struct LogIter<E> {
+    dir: Directory<E>,
+    front: u64,
+    back: u64,
+}
+
+impl<E> std::fmt::Debug for LogIter<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogIter")
+            .field("front", &self.front)
+            .field("back", &self.back)
+            .finish()
+    }
+}
+
+impl<E> Iterator for LogIter<E> {
+    type Item = Arc<Recorded<E>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front > self.back {
+            return None;
+        }
+        let r = memory::read(&self.dir, self.front);
+        self.front += 1;
+        r
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from((self.back + 1).saturating_sub(self.front)).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+impl<E> DoubleEndedIterator for LogIter<E> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front > self.back {
+            return None;
+        }
+        let r = memory::read(&self.dir, self.back);
+        self.back -= 1;
+        r
+    }
+}
+
+impl<E> ExactSizeIterator for LogIter<E> {}
+
+/// An iterator over one stream, from [`Log::read_stream`].
+pub struct StreamIter<E> {
+    dir: Directory<E>,
+    positions: std::vec::IntoIter<Position>,
+}
+
+impl<E> std::fmt::Debug for StreamIter<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamIter")
+            .field("remaining", &self.positions.len())
+            .finish()
+    }
+}
+
+impl<E> Iterator for StreamIter<E> {
+    type Item = Arc<Recorded<E>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        memory::read(&self.dir, self.positions.next()?.0)
+    }
+}

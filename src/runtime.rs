@@ -1,0 +1,504 @@
+//! The runtime: builder, handles, time travel, stats and shutdown.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Timestamp};
+use crate::log::Log;
+use crate::position::Position;
+use crate::reader::{Reader, Timeline};
+use crate::sequencer::{Gate, Msg, Sequencer};
+use crate::signal::Signal;
+use crate::snapshot;
+use crate::subscription::Subscription;
+use crate::sync::channel::{bounded, Receiver, Sender};
+use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::view::{Publisher, Snapshot, View, ViewDriver, ViewShared, ViewStatus};
+use crate::writer::Writer;
+
+/// What the runtime's handles share.
+pub(crate) struct Shared<E> {
+    pub(crate) log: Log<E>,
+    pub(crate) signal: Signal,
+    pub(crate) gate: Arc<Gate>,
+    /// Set when the sequencer thread has ended: nothing is published again.
+    pub(crate) exited: AtomicBool,
+    pub(crate) stats: Counters,
+}
+
+/// Counters written by the sequencer only.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    appended: AtomicU64,
+    batches: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn record_batch(&self, events: u64) {
+        self.appended.fetch_add(events, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_rejected(&self, n: u64) {
+        if n > 0 {
+            self.rejected.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<E: Event> Timeline for Shared<E> {
+    fn head(&self) -> Position {
+        self.log.head()
+    }
+
+    fn recorded_at(&self, position: Position) -> Option<Timestamp> {
+        self.log.get(position).map(|r| r.recorded_at)
+    }
+
+    fn signal(&self) -> &Signal {
+        &self.signal
+    }
+
+    fn exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+}
+
+type ViewFactory<E> = Box<dyn FnOnce(u64) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
+
+/// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
+pub struct Builder<E> {
+    views: Vec<(String, ViewFactory<E>)>,
+    max_batch: usize,
+    queue_capacity: usize,
+    snapshot_every: u64,
+    max_append: usize,
+}
+
+impl<E> fmt::Debug for Builder<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field(
+                "views",
+                &self.views.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("max_batch", &self.max_batch)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("max_append", &self.max_append)
+            .finish()
+    }
+}
+
+impl<E: Event> Builder<E> {
+    fn new() -> Builder<E> {
+        Builder {
+            views: Vec::new(),
+            max_batch: 1024,
+            queue_capacity: 16 * 1024,
+            snapshot_every: 0,
+            max_append: 64 * 1024,
+        }
+    }
+
+    /// Registers a view under `name`, starting from `initial`.
+    pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
+        let name = name.into();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let factory: ViewFactory<E> = Box::new(move |every| {
+            let shared = ViewShared::new(shared_name, initial, every);
+            let driver: Box<dyn ViewDriver<E>> =
+                Box::new(Publisher::<V, E>::new(Arc::clone(&shared)));
+            (driver, shared as Arc<dyn ViewStatus>)
+        });
+        self.views.push((name, factory));
+        self
+    }
+
+    /// The most events the sequencer takes into one batch (default 1024).
+    /// One append is never split, so a batch can exceed this by one append.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// How many appends may wait in the queue before writers wait for room
+    /// (default 16384).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Keeps a snapshot of every view about every `n` events, for time
+    /// travel (default 0: none; time travel then replays from the start).
+    /// Each snapshot is a clone of the view's state, kept in memory.
+    pub fn snapshot_every(mut self, n: u64) -> Self {
+        self.snapshot_every = n;
+        self
+    }
+
+    /// The most events one append may carry (default 65536).
+    pub fn max_append_events(mut self, n: usize) -> Self {
+        self.max_append = n;
+        self
+    }
+
+    /// Starts the sequencer thread.
+    ///
+    /// Errors: [`Error::DuplicateView`] for two views of one name,
+    /// [`Error::Config`] for a zero batch size, queue capacity or append
+    /// limit, [`Error::Io`] if the sequencer thread cannot be started.
+    pub fn build(self) -> Result<Runtime<E>> {
+        if self.max_batch == 0 {
+            return Err(Error::Config("max_batch must be at least 1"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::Config("queue_capacity must be at least 1"));
+        }
+        if self.max_append == 0 {
+            return Err(Error::Config("max_append_events must be at least 1"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (name, _) in &self.views {
+            if !names.insert(name.as_str()) {
+                return Err(Error::DuplicateView(name.clone()));
+            }
+        }
+        let mut drivers = Vec::with_capacity(self.views.len());
+        let mut views = Vec::with_capacity(self.views.len());
+        for (_, factory) in self.views {
+            let (driver, status) = factory(self.snapshot_every);
+            drivers.push(driver);
+            views.push(status);
+        }
+        let (tx, rx) = bounded(self.queue_capacity);
+        let shared = Arc::new(Shared {
+            log: Log::new(),
+            signal: Signal::new(),
+            gate: Arc::new(Gate::default()),
+            exited: AtomicBool::new(false),
+            stats: Counters::default(),
+        });
+        let sequencer = Sequencer::new(rx.clone(), Arc::clone(&shared), drivers, self.max_batch);
+        let exit = ExitGuard {
+            shared: Arc::clone(&shared),
+            rx,
+        };
+        let thread = thread::Builder::new()
+            .name("rwlog-sequencer".into())
+            .spawn(move || {
+                let _exit = exit;
+                sequencer.run();
+            })
+            .map_err(Error::Io)?;
+        Ok(Runtime {
+            shared,
+            tx,
+            views,
+            thread: Mutex::new(Some(thread)),
+            max_append: self.max_append,
+        })
+    }
+}
+
+/// Runs when the sequencer thread ends, normally or by a panic: no writer
+/// may be left waiting and no reader may wait for a publication that will
+/// never come.
+struct ExitGuard<E> {
+    shared: Arc<Shared<E>>,
+    rx: Receiver<Msg<E>>,
+}
+
+impl<E> Drop for ExitGuard<E> {
+    fn drop(&mut self) {
+        let gate = &self.shared.gate;
+        if !gate.is_closed() {
+            // Died without a shutdown: close the gate ourselves, draining so
+            // that senders blocked on a full queue get through it.
+            gate.close_draining(|| while self.rx.try_recv().is_ok() {});
+        }
+        // Dropping an unanswered command answers its writer `Closed`.
+        while self.rx.try_recv().is_ok() {}
+        // Release pairs with the Acquire load in `Timeline::exited`.
+        self.shared.exited.store(true, Ordering::Release);
+        self.shared.signal.notify();
+    }
+}
+
+/// An rwlog runtime: the log, its views and the sequencer thread.
+///
+/// Handles from [`writer`](Runtime::writer) and [`reader`](Runtime::reader)
+/// are independent of the runtime value and may outlive it. Dropping the
+/// runtime shuts it down as [`shutdown`](Runtime::shutdown) does.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use rwlog::{Event, Recorded, Runtime, View};
+///
+/// #[derive(Clone, Debug)]
+/// enum Account { Deposited(u64), Withdrawn(u64) }
+/// impl Event for Account {}
+///
+/// #[derive(Clone, Default)]
+/// struct Balances(HashMap<String, i64>);
+/// impl View<Account> for Balances {
+///     fn apply(&mut self, e: &Recorded<Account>) {
+///         let b = self.0.entry(e.stream().to_string()).or_default();
+///         match e.payload() {
+///             Account::Deposited(n) => *b += *n as i64,
+///             Account::Withdrawn(n) => *b -= *n as i64,
+///         }
+///     }
+/// }
+///
+/// let rt = Runtime::<Account>::builder()
+///     .view("balances", Balances::default())
+///     .build()?;
+/// let w = rt.writer();
+/// w.append("alice", Account::Deposited(10))?;
+/// let ack = w.append("alice", Account::Withdrawn(3))?;
+///
+/// let balances = rt.reader::<Balances>("balances")?;
+/// assert_eq!(balances.at_least(ack.position)?.0["alice"], 7);
+///
+/// // Time travel: the state after the first event.
+/// assert_eq!(rt.view_at::<Balances>("balances", rwlog::Position(1))?.0["alice"], 10);
+/// rt.shutdown()?;
+/// assert!(matches!(w.append("alice", Account::Deposited(1)), Err(rwlog::Error::Closed)));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct Runtime<E: Event> {
+    shared: Arc<Shared<E>>,
+    tx: Sender<Msg<E>>,
+    views: Vec<Arc<dyn ViewStatus>>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    max_append: usize,
+}
+
+impl<E: Event> fmt::Debug for Runtime<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("head", &self.shared.log.head())
+            .field(
+                "views",
+                &self.views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> Runtime<E> {
+    /// A builder for a runtime whose events are `E`.
+    pub fn builder() -> Builder<E> {
+        Builder::new()
+    }
+
+    /// A handle for appending events.
+    pub fn writer(&self) -> Writer<E> {
+        Writer::new(
+            self.tx.clone(),
+            Arc::clone(&self.shared.gate),
+            None,
+            self.max_append,
+        )
+    }
+
+    /// A handle whose appends carry `id` as their metadata's writer id
+    /// (unless an append sets its own).
+    pub fn writer_named(&self, id: impl Into<String>) -> Writer<E> {
+        let id: Arc<str> = Arc::from(id.into());
+        Writer::new(
+            self.tx.clone(),
+            Arc::clone(&self.shared.gate),
+            Some(id),
+            self.max_append,
+        )
+    }
+
+    /// A reader of the view registered as `name`, whose state is a `V`.
+    ///
+    /// Errors: [`Error::UnknownView`], or [`Error::ViewType`] if the view
+    /// holds another type.
+    pub fn reader<V: View<E>>(&self, name: &str) -> Result<Reader<V>> {
+        let view = self.view::<V>(name)?;
+        let timeline: Arc<dyn Timeline> = Arc::clone(&self.shared) as Arc<dyn Timeline>;
+        Ok(Reader::new(view, timeline))
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log<E> {
+        &self.shared.log
+    }
+
+    /// The position of the last appended event.
+    pub fn head(&self) -> Position {
+        self.shared.log.head()
+    }
+
+    /// The state of a view just after the event at `position`: the newest
+    /// kept snapshot at or before it, plus a replay of the events between.
+    ///
+    /// Errors: [`Error::PositionOutOfRange`] for position 0 or beyond the
+    /// head; [`Error::ViewFailed`] if the view's `apply` panics on the way.
+    pub fn view_at<V: View<E>>(&self, name: &str, position: Position) -> Result<Snapshot<V>> {
+        let view = self.view::<V>(name)?;
+        let head = self.shared.log.head();
+        if position == Position::ZERO || position > head {
+            return Err(Error::PositionOutOfRange {
+                requested: position,
+                head,
+            });
+        }
+        let base = view
+            .history
+            .nearest(position)
+            .ok_or(Error::PositionOutOfRange {
+                requested: position,
+                head,
+            })?;
+        let log = &self.shared.log;
+        sync::catch_unwind(|| {
+            snapshot::replay(&base, log.read_all(base.position.next()..=position))
+        })
+        .map_err(|payload| Error::ViewFailed {
+            name: name.to_owned(),
+            position: base.position,
+            message: sync::panic_message(&*payload),
+        })
+    }
+
+    /// The state of a view as of `time`: after the last event the sequencer
+    /// stamped at or before it.
+    ///
+    /// Errors: [`Error::BeforeFirstEvent`] if no event is that old, and those
+    /// of [`view_at`](Runtime::view_at).
+    pub fn view_as_of<V: View<E>>(&self, name: &str, time: SystemTime) -> Result<Snapshot<V>> {
+        let position = self
+            .shared
+            .log
+            .position_at(time)
+            .ok_or(Error::BeforeFirstEvent { requested: time })?;
+        self.view_at(name, position)
+    }
+
+    /// Every event from `from` on: first those already in the log, then live
+    /// ones as they are appended, with no gap and no duplicate. Iterate it
+    /// (blocking) or, with the `async` feature, use it as a `Stream`. It ends
+    /// after the last event once the runtime has shut down.
+    pub fn subscribe(&self, from: Position) -> Subscription<E> {
+        Subscription::new(Arc::clone(&self.shared), from.max(Position::FIRST))
+    }
+
+    /// Counters and the state of every view.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.stats;
+        let appended = c.appended.load(Ordering::Relaxed);
+        let batches = c.batches.load(Ordering::Relaxed);
+        Stats {
+            head: self.shared.log.head(),
+            appended,
+            batches,
+            mean_batch: if batches == 0 {
+                0.0
+            } else {
+                appended as f64 / batches as f64
+            },
+            rejected: c.rejected.load(Ordering::Relaxed),
+            queue_depth: self.tx.len(),
+            views: self
+                .views
+                .iter()
+                .map(|v| ViewStats {
+                    name: v.name().to_owned(),
+                    position: v.position(),
+                    failure: v.failure().map(str::to_owned),
+                    fallback_clones: v.clones(),
+                    snapshots_kept: v.snapshots_kept(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops taking appends, sequences and acknowledges every append already
+    /// queued, and joins the sequencer thread. Afterwards every append
+    /// returns [`Error::Closed`]; readers keep the final snapshots. Calling
+    /// it again does nothing.
+    pub fn shutdown(&self) -> Result<()> {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(handle) = handle else { return Ok(()) };
+        let _span = tracing::debug_span!("shutdown").entered();
+        self.shared.gate.close();
+        // Nothing can follow this marker into the queue (see `Gate`). If the
+        // sequencer already died, the send fails and the join reports it.
+        let _ = self.tx.send(Msg::Shutdown);
+        handle
+            .join()
+            .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)))
+    }
+
+    fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewShared<V>>> {
+        let status = self
+            .views
+            .iter()
+            .find(|v| v.name() == name)
+            .ok_or_else(|| Error::UnknownView {
+                name: name.to_owned(),
+            })?;
+        let actual = status.type_name();
+        Arc::clone(status)
+            .as_any()
+            .downcast::<ViewShared<V>>()
+            .map_err(|_| Error::ViewType {
+                name: name.to_owned(),
+                requested: std::any::type_name::<V>(),
+                actual,
+            })
+    }
+}
+
+impl<E: Event> Drop for Runtime<E> {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "rwlog runtime shut down with an error");
+        }
+    }
+}
+
+/// A picture of the runtime's counters, from [`Runtime::stats`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The log's head.
+    pub head: Position,
+    /// Events appended since start.
+    pub appended: u64,
+    /// Batches sequenced (each published once per view).
+    pub batches: u64,
+    /// Mean events per batch.
+    pub mean_batch: f64,
+    /// Appends rejected for a version conflict.
+    pub rejected: u64,
+    /// Appends waiting in the queue right now.
+    pub queue_depth: usize,
+    /// Each view's state.
+    pub views: Vec<ViewStats>,
+}
+
+/// One view's state in [`Stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ViewStats {
+    /// The view's name.
+    pub name: String,
+    /// The position of its published snapshot.
+    pub position: Position,
+    /// Why it failed, if its `apply` panicked.
+    pub failure: Option<String>,
+    /// Publications that cloned the state because a reader held the spare
+    /// copy past the bounded wait.
+    pub fallback_clones: u64,
+    /// Snapshots kept in memory for time travel, the initial state included.
+    pub snapshots_kept: usize,
+}

@@ -1,0 +1,259 @@
+//! The sequencer: the one thread that orders every append.
+//!
+//! It drains a batch of commands from the queue, checks each one's expected
+//! version, gives the accepted events contiguous positions and a timestamp,
+//! appends them to the log, folds them into every view and publishes each
+//! view once, then acknowledges the writers.
+
+use std::collections::HashMap;
+
+use uuid::{ContextV7, Uuid};
+
+use crate::error::{Error, Result};
+use crate::event::{Event, NewEvent, Recorded, Timestamp};
+use crate::position::{Expected, Position, StreamId};
+use crate::runtime::Shared;
+use crate::sync::channel::Receiver;
+use crate::sync::{self, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::view::{Batch, ViewDriver};
+use crate::writer::{Appended, Reply};
+
+/// A message to the sequencer.
+pub(crate) enum Msg<E> {
+    Append(AppendCmd<E>),
+    /// Sent once by shutdown, after the gate closed: nothing follows it.
+    Shutdown,
+}
+
+/// One append: events for one stream, all accepted or all rejected.
+pub(crate) struct AppendCmd<E> {
+    pub(crate) stream: StreamId,
+    pub(crate) expected: Expected,
+    pub(crate) events: Events<E>,
+    pub(crate) reply: Reply,
+}
+
+/// The events of one append, without a `Vec` for the common single event.
+pub(crate) enum Events<E> {
+    One(NewEvent<E>),
+    Many(Vec<NewEvent<E>>),
+}
+
+impl<E> Events<E> {
+    fn len(&self) -> usize {
+        match self {
+            Events::One(_) => 1,
+            Events::Many(v) => v.len(),
+        }
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = NewEvent<E>> {
+        let (one, many) = match self {
+            Events::One(e) => (Some(e), Vec::new()),
+            Events::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many)
+    }
+}
+
+/// The door writers pass to reach the queue, closed by shutdown.
+///
+/// Invariant: once `close` returns, no sender is between its check of
+/// `closed` and the end of its send, and every later `enter` fails. So a
+/// marker sent after `close` is the last message in the queue. Writers
+/// announce themselves in `in_flight` and then read `closed`; `close` sets
+/// `closed` and then reads `in_flight`. Both pairs are SeqCst, so at least one
+/// side sees the other (the store-buffer pattern).
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+/// Proof of having entered the [`Gate`]; leaving is dropping it.
+pub(crate) struct Pass<'a>(&'a Gate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        // Release pairs with the SeqCst load in `close`: the send is complete
+        // before the count drops.
+        self.0.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Gate {
+    pub(crate) fn enter(&self) -> Result<Pass<'_>> {
+        // SeqCst pairs with `close`: see the type's invariant.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let pass = Pass(self);
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(pass)
+    }
+
+    /// Closes the gate and waits for senders already through it. The
+    /// sequencer keeps draining meanwhile, so the wait is bounded by their
+    /// sends.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            sync::yield_now();
+        }
+    }
+
+    /// Like [`close`](Gate::close), for the sequencer itself: calls `drain`
+    /// while waiting, since nobody else empties the queue.
+    pub(crate) fn close_draining(&self, mut drain: impl FnMut()) {
+        self.closed.store(true, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            drain();
+            sync::yield_now();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+/// The sequencer thread's state.
+pub(crate) struct Sequencer<E> {
+    rx: Receiver<Msg<E>>,
+    shared: Arc<Shared<E>>,
+    views: Vec<Box<dyn ViewDriver<E>>>,
+    max_batch: usize,
+    /// Versions of streams written earlier in the batch being built.
+    pending: HashMap<StreamId, u64>,
+    last_stamp: Timestamp,
+    ids: ContextV7,
+}
+
+impl<E: Event> Sequencer<E> {
+    pub(crate) fn new(
+        rx: Receiver<Msg<E>>,
+        shared: Arc<Shared<E>>,
+        views: Vec<Box<dyn ViewDriver<E>>>,
+        max_batch: usize,
+    ) -> Sequencer<E> {
+        Sequencer {
+            rx,
+            shared,
+            views,
+            max_batch,
+            pending: HashMap::new(),
+            last_stamp: Timestamp::from_nanos(0),
+            ids: ContextV7::new(),
+        }
+    }
+
+    /// Runs until the shutdown marker (or until every sender is gone).
+    pub(crate) fn run(mut self) {
+        let mut cmds = Vec::new();
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = self.rx.recv() else { break };
+            let mut events = 0;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append(cmd) => {
+                        events += cmd.events.len();
+                        cmds.push(cmd);
+                    }
+                    Msg::Shutdown => {
+                        stop = true;
+                        break;
+                    }
+                }
+                if events < self.max_batch {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.process(&mut cmds);
+        }
+        // The gate guarantees nothing follows the marker; answer anything
+        // that did anyway rather than leave a writer waiting.
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Append(cmd) = msg {
+                cmds.push(cmd);
+            }
+        }
+        self.process(&mut cmds);
+    }
+
+    fn process(&mut self, cmds: &mut Vec<AppendCmd<E>>) {
+        if cmds.is_empty() {
+            return;
+        }
+        let _span = tracing::debug_span!("batch", commands = cmds.len()).entered();
+        let log = &self.shared.log;
+        let stamp = Timestamp::now().max(self.last_stamp);
+        self.last_stamp = stamp;
+        let nanos = stamp.as_nanos();
+        let (secs, subsec) = (nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
+
+        self.pending.clear();
+        let mut next = log.head().0 + 1;
+        let mut records = Vec::with_capacity(cmds.len());
+        let mut acks = Vec::with_capacity(cmds.len());
+        let mut rejected = 0u64;
+        for cmd in cmds.drain(..) {
+            let current = match self.pending.get(&cmd.stream) {
+                Some(v) => *v,
+                None => log.stream_version(cmd.stream.as_str()),
+            };
+            if !cmd.expected.matches(current) {
+                rejected += 1;
+                let conflict = Error::Conflict {
+                    stream: cmd.stream,
+                    expected: cmd.expected,
+                    actual: current,
+                };
+                acks.push((cmd.reply, Err(conflict)));
+                continue;
+            }
+            let count = cmd.events.len() as u64;
+            for (i, e) in (1..).zip(cmd.events.into_iter()) {
+                let id = e.id.unwrap_or_else(|| {
+                    Uuid::new_v7(uuid::Timestamp::from_unix(&self.ids, secs, subsec))
+                });
+                records.push(Arc::new(Recorded {
+                    position: Position(next),
+                    stream: cmd.stream.clone(),
+                    version: current + i,
+                    id,
+                    recorded_at: stamp,
+                    schema_version: E::SCHEMA_VERSION,
+                    metadata: e.metadata,
+                    payload: e.payload,
+                }));
+                next += 1;
+            }
+            let ack = Appended {
+                position: Position(next - 1),
+                version: current + count,
+                count,
+            };
+            self.pending.insert(cmd.stream, current + count);
+            acks.push((cmd.reply, Ok(ack)));
+        }
+
+        let appended = records.len() as u64;
+        if appended > 0 {
+            let batch: Batch<E> = records.into();
+            log.append(&batch);
+            for view in &mut self.views {
+                view.publish(&batch);
+            }
+            self.shared.stats.record_batch(appended);
+        }
+        self.shared.stats.record_rejected(rejected);
+        // Readers waiting for these positions re-check now; writers learn
+        // their positions only after the views show them.
+        self.shared.signal.notify();
+        for (reply, result) in acks {
+            reply.send(result);
+        }
+    }
+}

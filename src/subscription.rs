@@ -1,0 +1,130 @@
+//! Subscriptions: history, then live events, with no gap and no duplicate.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::event::{Event, Recorded};
+use crate::position::Position;
+use crate::reader::Timeline;
+use crate::runtime::Shared;
+use crate::sync::Arc;
+
+/// A cursor over the log from a position on, from
+/// [`Runtime::subscribe`](crate::Runtime::subscribe).
+///
+/// History and live events come from the same log, read in position order
+/// by one cursor, so the switch from one to the other has no gap and no
+/// duplicate. As an [`Iterator`] it blocks for the next event and ends once
+/// the runtime has shut down and every event was delivered. With the `async`
+/// feature it is also a `futures_core::Stream`.
+///
+/// ```
+/// use rwlog::{Event, Position, Runtime};
+///
+/// #[derive(Clone, Debug)]
+/// struct Tick(u32);
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder().build()?;
+/// let w = rt.writer();
+/// w.append("clock", Tick(1))?;
+/// let mut sub = rt.subscribe(Position(1));
+/// w.append("clock", Tick(2))?;
+/// rt.shutdown()?;
+/// let seen: Vec<u32> = sub.map(|e| e.payload().0).collect();
+/// assert_eq!(seen, [1, 2]);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct Subscription<E> {
+    shared: Arc<Shared<E>>,
+    next: Position,
+}
+
+impl<E> fmt::Debug for Subscription<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> Subscription<E> {
+    pub(crate) fn new(shared: Arc<Shared<E>>, from: Position) -> Subscription<E> {
+        Subscription { shared, next: from }
+    }
+
+    /// The position of the next event this subscription will deliver.
+    pub fn position(&self) -> Position {
+        self.next
+    }
+
+    /// The next event if it is already in the log.
+    pub fn try_next(&mut self) -> Option<Arc<Recorded<E>>> {
+        let e = self.shared.log.get(self.next)?;
+        self.next = self.next.next();
+        Some(e)
+    }
+
+    /// The next event, waiting at most `timeout` for it. `None` on timeout or
+    /// once the runtime has shut down and every event was delivered.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Arc<Recorded<E>>> {
+        self.wait(Some(Instant::now() + timeout))
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> Option<Arc<Recorded<E>>> {
+        loop {
+            if let Some(e) = self.try_next() {
+                return Some(e);
+            }
+            // Check the log once more after seeing the exit: the final batch
+            // lands before the sequencer exits.
+            if self.shared.exited() {
+                return self.try_next();
+            }
+            let next = self.next;
+            let shared = &self.shared;
+            let ready = shared
+                .signal
+                .wait_until(deadline, || shared.log.head() >= next || shared.exited());
+            if !ready {
+                return None;
+            }
+        }
+    }
+}
+
+impl<E: Event> Iterator for Subscription<E> {
+    type Item = Arc<Recorded<E>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.wait(None)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<E: Event> futures_core::Stream for Subscription<E> {
+    type Item = Arc<Recorded<E>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if let Some(e) = self.try_next() {
+            return Poll::Ready(Some(e));
+        }
+        if self.shared.exited() {
+            return Poll::Ready(self.try_next());
+        }
+        self.shared.signal.register(cx.waker());
+        // Re-check after registering: a batch published in between would
+        // otherwise not wake us.
+        if let Some(e) = self.try_next() {
+            return Poll::Ready(Some(e));
+        }
+        if self.shared.exited() {
+            return Poll::Ready(self.try_next());
+        }
+        Poll::Pending
+    }
+}

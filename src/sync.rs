@@ -1,0 +1,57 @@
+//! The one place rwlog takes its synchronization primitives from.
+//!
+//! Every atomic, lock, `Arc`, thread and swap cell used by the runtime comes
+//! through this module, so that a `--cfg loom` build can replace them with
+//! loom's model-checked versions (see `loom-tests/`). Normal builds re-export
+//! std, arc-swap, crossbeam-channel and dashmap unchanged: the facade costs
+//! nothing.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+    pub(crate) use std::thread;
+
+    /// A swap cell holding an `Arc<T>`: lock-free loads, atomic replacement.
+    pub(crate) type ArcSwap<T> = arc_swap::ArcSwap<T>;
+    /// A loaded value of an [`ArcSwap`]: borrowed without touching the shared
+    /// reference count.
+    pub(crate) type Guard<T> = arc_swap::Guard<Arc<T>>;
+    /// A per-handle cache of an [`ArcSwap`]'s current value.
+    pub(crate) type Cache<T> = arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>;
+
+    /// A concurrent hash map readable while the sequencer writes it.
+    pub(crate) type DashMap<K, V> = dashmap::DashMap<K, V>;
+
+    pub(crate) mod channel {
+        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+    }
+
+    /// Gives up the rest of this thread's time slice (spin loops call this).
+    pub(crate) fn yield_now() {
+        std::thread::yield_now();
+    }
+
+    /// Tells the processor this is a spin loop.
+    pub(crate) fn spin_loop() {
+        std::hint::spin_loop();
+    }
+
+    /// Runs `f`, catching a panic (used to isolate a failing view).
+    pub(crate) fn catch_unwind<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Turns a panic payload into a readable message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
