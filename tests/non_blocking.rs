@@ -1,0 +1,99 @@
+//! Guarantee 6: readers never block writers beyond a bounded wait, and
+//! writers never block readers.
+
+#[path = "support/domain.rs"]
+mod domain;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use domain::{add, wait_for_head, Add, Held, Sums, HOLD};
+use rwlog::{Position, Runtime};
+
+#[test]
+fn a_reader_keeping_a_snapshot_forever_does_not_stop_writers() {
+    let rt = Runtime::<Add>::builder()
+        .view("sums", Sums::default())
+        .build()
+        .unwrap();
+    let w = rt.writer();
+    let r = rt.reader::<Sums>("sums").unwrap();
+    w.append("s", add(1, 1)).unwrap();
+    w.append("s", add(1, 1)).unwrap();
+    // Keep both copies pinned: the published one and, after the next
+    // publish, the spare.
+    let kept_a = r.latest().into_arc();
+    w.append("s", add(2, 1)).unwrap();
+    let kept_b = r.latest().into_arc();
+    let (pa, pb) = (kept_a.position(), kept_b.position());
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer = thread::spawn(move || {
+        for i in 0..1000 {
+            w.append("s", add(i, 1)).unwrap();
+        }
+        done_tx.send(()).unwrap();
+    });
+    // A liveness bound, not a speed one: a writer blocked on the readers
+    // would never finish.
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("writers were blocked by a reader holding snapshots");
+    writer.join().unwrap();
+
+    // The kept snapshots never changed under their holder.
+    assert_eq!((kept_a.position(), kept_a.0.get(&1)), (pa, Some(&2)));
+    assert_eq!((kept_b.position(), kept_b.0.get(&2)), (pb, Some(&1)));
+    assert_eq!(r.latest().position(), Position(1003));
+    let stats = rt.stats();
+    assert!(
+        stats.views[0].fallback_clones >= 1,
+        "the sequencer should have cloned instead of waiting"
+    );
+}
+
+#[test]
+fn the_spare_is_reused_when_no_reader_holds_it() {
+    let rt = Runtime::<Add>::builder()
+        .view("sums", Sums::default())
+        .build()
+        .unwrap();
+    let w = rt.writer();
+    let r = rt.reader::<Sums>("sums").unwrap();
+    for i in 0..500 {
+        w.append("s", add(i % 10, 1)).unwrap();
+        assert_eq!(r.latest().0.values().sum::<i64>(), i as i64 + 1);
+    }
+    assert_eq!(rt.stats().views[0].fallback_clones, 0);
+}
+
+#[test]
+fn readers_load_while_the_sequencer_is_stalled_mid_batch() {
+    let held = Held::default();
+    let valve = held.valve.clone();
+    let rt = Runtime::<Add>::builder()
+        .view("held", held)
+        .build()
+        .unwrap();
+    rt.writer().append("s", add(1, 1)).unwrap();
+    rt.writer().submit("s", add(HOLD, 1)).unwrap();
+    wait_for_head(rt.log(), Position(2));
+
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let r = rt.reader::<Held>("held").unwrap();
+            thread::spawn(move || (0..100_000).map(|_| r.latest().position().0).max())
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let maxes: Vec<_> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+        tx.send(maxes).unwrap();
+    });
+    let maxes = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("readers were blocked by the stalled writer");
+    assert_eq!(maxes, vec![Some(1), Some(1)]);
+    valve.open();
+}

@@ -1,0 +1,146 @@
+//! A small domain shared by the integration tests: events that add to a key,
+//! a map view, and an order-sensitive checksum view that makes any missing,
+//! duplicated or reordered event visible.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rwlog::{Event, Position, Recorded, View};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Add {
+    pub key: u64,
+    pub amount: i64,
+}
+
+impl Event for Add {
+    fn event_type(&self) -> &'static str {
+        if self.amount >= 0 {
+            "Credit"
+        } else {
+            "Debit"
+        }
+    }
+}
+
+pub fn add(key: u64, amount: i64) -> Add {
+    Add { key, amount }
+}
+
+/// key -> sum of amounts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sums(pub BTreeMap<u64, i64>);
+
+impl View<Add> for Sums {
+    fn apply(&mut self, e: &Recorded<Add>) {
+        *self.0.entry(e.payload().key).or_default() += e.payload().amount;
+    }
+}
+
+/// A fold that depends on every event and on their order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checksum {
+    pub count: u64,
+    pub hash: u64,
+    pub last: Position,
+}
+
+impl Checksum {
+    pub fn step(&mut self, e: &Recorded<Add>) {
+        let x = e.position().0 ^ (e.payload().key << 20) ^ (e.payload().amount as u64) << 40;
+        self.hash = self
+            .hash
+            .wrapping_mul(0x100_0000_01b3)
+            .wrapping_add(x ^ e.version());
+        self.count += 1;
+        self.last = e.position();
+    }
+}
+
+impl View<Add> for Checksum {
+    fn apply(&mut self, e: &Recorded<Add>) {
+        self.step(e);
+    }
+}
+
+/// The reference model: checksums of every prefix of the log, index p = the
+/// fold of events 1..=p.
+pub fn prefix_checksums(events: &[Arc<Recorded<Add>>]) -> Vec<Checksum> {
+    let mut out = vec![Checksum::default()];
+    let mut c = Checksum::default();
+    for e in events {
+        c.step(e);
+        out.push(c.clone());
+    }
+    out
+}
+
+/// A deterministic xorshift generator, so failures replay from their seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A key that makes [`Held`] block in `apply` until its valve opens.
+pub const HOLD: u64 = u64::MAX;
+
+/// A latch shared between a test and a view.
+#[derive(Clone, Default)]
+pub struct Valve(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Valve {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
+}
+
+/// A sum view that stalls the sequencer on a `HOLD` event until the valve
+/// opens: it keeps the log head ahead of the published view on demand.
+#[derive(Clone, Default)]
+pub struct Held {
+    pub valve: Valve,
+    pub sum: i64,
+}
+
+impl View<Add> for Held {
+    fn apply(&mut self, e: &Recorded<Add>) {
+        if e.payload().key == HOLD {
+            self.valve.wait();
+        }
+        self.sum += e.payload().amount;
+    }
+}
+
+/// Waits (bounded) until the log head reaches `p`: the sequencer has
+/// appended it and is now publishing.
+pub fn wait_for_head<E>(log: &rwlog::Log<E>, p: Position) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.head() < p {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never reached {p}"
+        );
+        std::thread::yield_now();
+    }
+}
