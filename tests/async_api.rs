@@ -1,0 +1,94 @@
+//! The async API: `append_async`, awaiting tickets, and subscriptions as
+//! streams.
+
+#[path = "support/domain.rs"]
+mod domain;
+
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use domain::{add, wait_for_head, Add, Held, Sums, HOLD};
+use futures_core::Stream;
+use rwlog::{Position, Runtime};
+
+async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_async_from_many_tasks() {
+    let rt = Runtime::<Add>::builder()
+        .view("sums", Sums::default())
+        .queue_capacity(4)
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let w = rt.writer();
+            tokio::spawn(async move {
+                let mut last = Position::ZERO;
+                for i in 0..200 {
+                    let a = w.append_async("s", add(t, 1)).await.unwrap();
+                    assert!(a.position > last);
+                    last = a.position;
+                    if i % 50 == 0 {
+                        let t = w.submit("s", add(t, 1)).unwrap();
+                        t.await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let sums = rt.reader::<Sums>("sums").unwrap().strong().unwrap();
+    assert_eq!(sums.position(), Position(8 * 204));
+    assert!(sums.0.values().all(|&v| v == 204));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn append_async_waits_for_room_without_blocking_the_executor() {
+    let held = Held::default();
+    let valve = held.valve.clone();
+    let rt = Runtime::<Add>::builder()
+        .view("held", held)
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    let w = rt.writer();
+    let stall = w.submit("s", add(HOLD, 1)).unwrap();
+    wait_for_head(rt.log(), Position(1));
+    let _queued = w.try_submit("s", add(1, 1)).unwrap();
+    // The queue is full: this append must wait for room off the executor.
+    let pending = tokio::spawn({
+        let w = w.clone();
+        async move { w.append_async("s", add(2, 1)).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!pending.is_finished());
+    valve.open();
+    assert_eq!(pending.await.unwrap().unwrap().position, Position(3));
+    stall.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_stream_catches_up_then_follows() {
+    let rt = Runtime::<Add>::builder().build().unwrap();
+    let w = rt.writer();
+    for i in 0..10 {
+        w.append_async("s", add(i, 1)).await.unwrap();
+    }
+    let mut sub = rt.subscribe(Position(1));
+    let writer = tokio::spawn(async move {
+        for i in 10..300 {
+            w.append_async("s", add(i, 1)).await.unwrap();
+        }
+    });
+    for p in 1..=300 {
+        assert_eq!(next(&mut sub).await.unwrap().position(), Position(p));
+    }
+    writer.await.unwrap();
+    drop(rt);
+    assert!(next(&mut sub).await.is_none());
+}
