@@ -2,7 +2,7 @@
 //! swap at the heart of rwlog.
 //!
 //! Each view keeps two copies of its state: the published one, which readers
-//! load through an [`ArcSwap`], and a spare. To publish a batch, the
+//! load through an `arc_swap::ArcSwap`, and a spare. To publish a batch, the
 //! sequencer waits (briefly) until no reader holds the spare, applies to it
 //! the batch it missed and the new batch, and swaps it in; the old published
 //! copy becomes the spare. If a reader keeps the spare too long, the sequencer

@@ -208,7 +208,7 @@ impl<E: Send + 'static> Writer<E> {
             Ok(()) => {}
             Err(Refused::Full(msg)) => {
                 let writer = self.clone();
-                let send = move || writer.enqueue(msg, true).map_err(Refused::into_error);
+                let send = move || writer.enqueue(*msg, true).map_err(Refused::into_error);
                 match tokio::runtime::Handle::try_current() {
                     Ok(handle) => handle
                         .spawn_blocking(send)
@@ -274,7 +274,7 @@ impl<E: Send + 'static> Writer<E> {
             self.tx.send(msg).map_err(|_| Refused::Closed)
         } else {
             self.tx.try_send(msg).map_err(|e| match e {
-                TrySendError::Full(msg) => Refused::Full(msg),
+                TrySendError::Full(msg) => Refused::Full(Box::new(msg)),
                 TrySendError::Disconnected(_) => Refused::Closed,
             })
         }
@@ -295,7 +295,7 @@ fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticke
 /// Why a command did not enter the queue.
 enum Refused<E> {
     /// The queue is full; the command comes back for a blocking retry.
-    Full(Msg<E>),
+    Full(Box<Msg<E>>),
     Closed,
 }
 
@@ -359,8 +359,7 @@ impl Ticket {
 
     /// Blocks until the append is acknowledged or rejected.
     pub fn wait(self) -> Result<Appended> {
-        self.wait_deadline(None)
-            .unwrap_or_else(|| Err(Error::Closed))
+        self.wait_deadline(None).unwrap_or(Err(Error::Closed))
     }
 
     /// Waits at most `timeout`; `None` if the append is still pending.

@@ -34,7 +34,7 @@ fn catch_up_then_live_with_no_gap_and_no_duplicate() {
             let w = w.clone();
             thread::spawn(move || {
                 for i in 0..500 {
-                    let _ = w.submit(format!("w{t}"), add(i, 1)).unwrap();
+                    drop(w.submit(format!("w{t}"), add(i, 1)).unwrap());
                 }
             })
         })
@@ -55,7 +55,7 @@ fn a_subscription_ends_after_shutdown_once_drained() {
     let sub = rt.subscribe(Position(1));
     let reader = thread::spawn(move || sub.map(|e| e.position().0).collect::<Vec<_>>());
     for i in 0..100 {
-        let _ = w.submit("s", add(i, 1)).unwrap();
+        drop(w.submit("s", add(i, 1)).unwrap());
     }
     rt.shutdown().unwrap();
     assert_eq!(reader.join().unwrap(), (1..=100).collect::<Vec<_>>());

@@ -26,9 +26,10 @@ fn view_at_every_position_equals_the_reference_fold() {
                 w.append_batch("s", (0..3).map(|k| add(k, rng.below(9) as i64)))
                     .unwrap();
             } else {
-                let _ = w
-                    .submit(format!("s{}", rng.below(4)), add(rng.below(9), 1))
-                    .unwrap();
+                drop(
+                    w.submit(format!("s{}", rng.below(4)), add(rng.below(9), 1))
+                        .unwrap(),
+                );
             }
         }
         w.append("s", add(0, 0)).unwrap();
