@@ -1,0 +1,314 @@
+//! The contenders of rwlog's benchmarks, shared by `benches/` and
+//! `examples/compare.rs`. Every contender holds the same state, a
+//! `HashMap<u64, u64>` of `KEYS` keys with std's hasher, and does the same
+//! work: `get(key)` and `set(key, value)`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rwlog::{Event, Reader, Recorded, Runtime, StreamId, Ticket, View, Writer};
+
+/// Keys in every contender's map.
+pub const KEYS: u64 = 100_000;
+
+/// The state every contender holds.
+pub type Map = HashMap<u64, u64>;
+
+/// The map every contender starts from: key k holds k.
+pub fn prefilled() -> Map {
+    (0..KEYS).map(|k| (k, k)).collect()
+}
+
+/// rwlog's event: set a key.
+#[derive(Clone, Debug)]
+pub struct Set {
+    pub key: u64,
+    pub value: u64,
+}
+
+impl Event for Set {}
+
+/// rwlog's view: the map, fed by `Set` events.
+#[derive(Clone)]
+pub struct Kv(pub Map);
+
+impl View<Set> for Kv {
+    fn apply(&mut self, e: &Recorded<Set>) {
+        let s = e.payload();
+        self.0.insert(s.key, s.value);
+    }
+}
+
+/// Builds an rwlog runtime over the prefilled map.
+pub fn kv_runtime(snapshot_every: u64) -> Runtime<Set> {
+    Runtime::<Set>::builder()
+        .view("kv", Kv(prefilled()))
+        .snapshot_every(snapshot_every)
+        .build()
+        .expect("runtime")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// rwlog, writes through `Writer::submit` (acknowledged in bulk at the end).
+    Rwlog,
+    /// rwlog, writes through `Writer::append` (each waits for its ack).
+    RwlogAppend,
+    StdRwLock,
+    ParkingLot,
+    /// `ArcSwap<HashMap>`: a bare load + lookup to read, clone-per-write.
+    ArcSwap,
+    /// evmap (left-right), publishing every `EVMAP_PUBLISH_EVERY` writes.
+    Evmap,
+}
+
+/// How many writes evmap batches before it publishes them to readers.
+pub const EVMAP_PUBLISH_EVERY: u64 = 1000;
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rwlog => "rwlog",
+            Kind::RwlogAppend => "rwlog (append)",
+            Kind::StdRwLock => "std RwLock",
+            Kind::ParkingLot => "parking_lot RwLock",
+            Kind::ArcSwap => "arc-swap clone-per-write",
+            Kind::Evmap => "evmap",
+        }
+    }
+
+    /// The contenders of read and mixed scenarios.
+    pub const MAPS: [Kind; 5] = [
+        Kind::Rwlog,
+        Kind::StdRwLock,
+        Kind::ParkingLot,
+        Kind::ArcSwap,
+        Kind::Evmap,
+    ];
+
+    /// The contenders of write scenarios: rwlog both ways.
+    pub const WRITERS: [Kind; 6] = [
+        Kind::Rwlog,
+        Kind::RwlogAppend,
+        Kind::StdRwLock,
+        Kind::ParkingLot,
+        Kind::ArcSwap,
+        Kind::Evmap,
+    ];
+}
+
+/// A per-thread read handle.
+pub trait Reads: Send {
+    fn get(&mut self, key: u64) -> u64;
+}
+
+/// A per-thread write handle.
+pub trait Writes: Send {
+    fn set(&mut self, key: u64, value: u64);
+    /// Waits until every write so far is visible to readers.
+    fn flush(&mut self);
+}
+
+/// One contender's shared state, made fresh for each measurement.
+pub enum Contender {
+    Rwlog { rt: Runtime<Set>, append: bool },
+    Std(Arc<RwLock<Map>>),
+    ParkingLot(Arc<parking_lot::RwLock<Map>>),
+    ArcSwap(Arc<arc_swap::ArcSwap<Map>>),
+    Evmap {
+        w: Arc<Mutex<(evmap::handles::WriteHandle<u64, u64>, u64)>>,
+        r: Mutex<evmap::handles::ReadHandle<u64, u64>>,
+    },
+}
+
+impl Contender {
+    pub fn new(kind: Kind) -> Contender {
+        match kind {
+            Kind::Rwlog => Contender::Rwlog { rt: kv_runtime(0), append: false },
+            Kind::RwlogAppend => Contender::Rwlog { rt: kv_runtime(0), append: true },
+            Kind::StdRwLock => Contender::Std(Arc::new(RwLock::new(prefilled()))),
+            Kind::ParkingLot => Contender::ParkingLot(Arc::new(parking_lot::RwLock::new(prefilled()))),
+            Kind::ArcSwap => Contender::ArcSwap(Arc::new(arc_swap::ArcSwap::from_pointee(prefilled()))),
+            Kind::Evmap => {
+                let (mut w, r) = evmap::Options::default().with_capacity(KEYS as usize).construct();
+                for (k, v) in prefilled() {
+                    w.insert(k, v);
+                }
+                w.publish();
+                Contender::Evmap {
+                    w: Arc::new(Mutex::new((w, 0))),
+                    r: Mutex::new(r),
+                }
+            }
+        }
+    }
+
+    pub fn reader(&self) -> Box<dyn Reads> {
+        match self {
+            Contender::Rwlog { rt, .. } => Box::new(RwlogRead(rt.reader::<Kv>("kv").expect("kv view"))),
+            Contender::Std(m) => Box::new(StdRead(Arc::clone(m))),
+            Contender::ParkingLot(m) => Box::new(PlRead(Arc::clone(m))),
+            Contender::ArcSwap(m) => Box::new(SwapRead(Arc::clone(m))),
+            Contender::Evmap { r, .. } => Box::new(EvRead(r.lock().expect("lock").clone())),
+        }
+    }
+
+    pub fn writer(&self, id: usize) -> Box<dyn Writes> {
+        match self {
+            Contender::Rwlog { rt, append } => Box::new(RwlogWrite {
+                w: rt.writer(),
+                stream: StreamId::from(format!("writer-{id}")),
+                append: *append,
+                last: None,
+            }),
+            Contender::Std(m) => Box::new(StdWrite(Arc::clone(m))),
+            Contender::ParkingLot(m) => Box::new(PlWrite(Arc::clone(m))),
+            Contender::ArcSwap(m) => Box::new(SwapWrite(Arc::clone(m))),
+            Contender::Evmap { w, .. } => Box::new(EvWrite(Arc::clone(w))),
+        }
+    }
+
+    /// The rwlog runtime, for rwlog-only scenarios.
+    pub fn runtime(&self) -> Option<&Runtime<Set>> {
+        match self {
+            Contender::Rwlog { rt, .. } => Some(rt),
+            _ => None,
+        }
+    }
+}
+
+struct RwlogRead(Reader<Kv>);
+
+impl Reads for RwlogRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.latest().0.get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct RwlogWrite {
+    w: Writer<Set>,
+    stream: StreamId,
+    append: bool,
+    last: Option<Ticket>,
+}
+
+impl Writes for RwlogWrite {
+    fn set(&mut self, key: u64, value: u64) {
+        let event = Set { key, value };
+        if self.append {
+            self.w.append(&self.stream, event).expect("append");
+        } else {
+            self.last = Some(self.w.submit(&self.stream, event).expect("submit"));
+        }
+    }
+
+    fn flush(&mut self) {
+        // One writer's appends are sequenced in order: its last ack covers all.
+        if let Some(t) = self.last.take() {
+            t.wait().expect("ack");
+        }
+    }
+}
+
+struct StdRead(Arc<RwLock<Map>>);
+
+impl Reads for StdRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.read().expect("lock").get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct StdWrite(Arc<RwLock<Map>>);
+
+impl Writes for StdWrite {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.write().expect("lock").insert(key, value);
+    }
+
+    fn flush(&mut self) {}
+}
+
+struct PlRead(Arc<parking_lot::RwLock<Map>>);
+
+impl Reads for PlRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.read().get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct PlWrite(Arc<parking_lot::RwLock<Map>>);
+
+impl Writes for PlWrite {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.write().insert(key, value);
+    }
+
+    fn flush(&mut self) {}
+}
+
+struct SwapRead(Arc<arc_swap::ArcSwap<Map>>);
+
+impl Reads for SwapRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.load().get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct SwapWrite(Arc<arc_swap::ArcSwap<Map>>);
+
+impl Writes for SwapWrite {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.rcu(|m| {
+            let mut m = Map::clone(m);
+            m.insert(key, value);
+            m
+        });
+    }
+
+    fn flush(&mut self) {}
+}
+
+struct EvRead(evmap::handles::ReadHandle<u64, u64>);
+
+impl Reads for EvRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.get_one(&key).map(|v| *v).unwrap_or(0)
+    }
+}
+
+struct EvWrite(Arc<Mutex<(evmap::handles::WriteHandle<u64, u64>, u64)>>);
+
+impl Writes for EvWrite {
+    fn set(&mut self, key: u64, value: u64) {
+        let mut g = self.0.lock().expect("lock");
+        let (w, n) = &mut *g;
+        w.update(key, value);
+        *n += 1;
+        if *n % EVMAP_PUBLISH_EVERY == 0 {
+            w.publish();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.0.lock().expect("lock").0.publish();
+    }
+}
+
+/// A fast, deterministic key generator (xorshift), one per thread.
+pub struct Keys(u64);
+
+impl Keys {
+    pub fn new(seed: u64) -> Keys {
+        Keys(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x % KEYS
+    }
+}
