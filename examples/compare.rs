@@ -46,7 +46,9 @@ fn options() -> Result<Options, String> {
         match a.as_str() {
             "--quick" => o.quick = true,
             "--svg" => o.svg = Some(args.next().ok_or("--svg needs a file name")?.into()),
-            "--only" => o.only.push(args.next().ok_or("--only needs a scenario name")?),
+            "--only" => o
+                .only
+                .push(args.next().ok_or("--only needs a scenario name")?),
             "-h" | "--help" => {
                 return Err("usage: compare [--quick] [--svg FILE] [--only SCENARIO]...".into())
             }
@@ -100,28 +102,67 @@ struct Sample {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let maps = || Kind::MAPS.iter().map(|k| (*k, k.name())).collect::<Vec<_>>();
-    let writers = || Kind::WRITERS.iter().map(|k| (*k, k.name())).collect::<Vec<_>>();
+    let maps = || {
+        Kind::MAPS
+            .iter()
+            .map(|k| (*k, k.name()))
+            .collect::<Vec<_>>()
+    };
+    let writers = || {
+        Kind::WRITERS
+            .iter()
+            .map(|k| (*k, k.name()))
+            .collect::<Vec<_>>()
+    };
     let rw = |name, threads, readers, writers| Scenario {
         name,
         threads,
-        work: Work::Throughput { readers, writers, mix: None },
+        work: Work::Throughput {
+            readers,
+            writers,
+            mix: None,
+        },
         contenders: Vec::new(),
     };
     let mut v = vec![
-        Scenario { contenders: maps(), ..rw("reads_1r", "1r", 1, 0) },
-        Scenario { contenders: maps(), ..rw("reads_2r", "2r", 2, 0) },
-        Scenario { contenders: maps(), ..rw("reads_4r", "4r", 4, 0) },
-        Scenario { contenders: maps(), ..rw("reads_2r_1w", "2r+1w", 2, 1) },
-        Scenario { contenders: writers(), ..rw("writes_1w", "1w", 0, 1) },
-        Scenario { contenders: writers(), ..rw("writes_2w", "2w", 0, 2) },
-        Scenario { contenders: writers(), ..rw("writes_4w", "4w", 0, 4) },
+        Scenario {
+            contenders: maps(),
+            ..rw("reads_1r", "1r", 1, 0)
+        },
+        Scenario {
+            contenders: maps(),
+            ..rw("reads_2r", "2r", 2, 0)
+        },
+        Scenario {
+            contenders: maps(),
+            ..rw("reads_4r", "4r", 4, 0)
+        },
+        Scenario {
+            contenders: maps(),
+            ..rw("reads_2r_1w", "2r+1w", 2, 1)
+        },
+        Scenario {
+            contenders: writers(),
+            ..rw("writes_1w", "1w", 0, 1)
+        },
+        Scenario {
+            contenders: writers(),
+            ..rw("writes_2w", "2w", 0, 2)
+        },
+        Scenario {
+            contenders: writers(),
+            ..rw("writes_4w", "4w", 0, 4)
+        },
     ];
     for (name, pct) in [("mix_90_10", 90), ("mix_99_1", 99)] {
         v.push(Scenario {
             name,
             threads: "2rw",
-            work: Work::Throughput { readers: 0, writers: 0, mix: Some((2, pct)) },
+            work: Work::Throughput {
+                readers: 0,
+                writers: 0,
+                mix: Some((2, pct)),
+            },
             contenders: maps(),
         });
     }
@@ -167,9 +208,19 @@ fn main() {
         }
     };
     let budget = if opts.quick {
-        Budget { window: Duration::from_millis(250), rounds: 3, log_events: 1_000_000, travel_samples: 15 }
+        Budget {
+            window: Duration::from_millis(250),
+            rounds: 3,
+            log_events: 1_000_000,
+            travel_samples: 15,
+        }
     } else {
-        Budget { window: Duration::from_millis(800), rounds: 5, log_events: 1_000_000, travel_samples: 41 }
+        Budget {
+            window: Duration::from_millis(800),
+            rounds: 5,
+            log_events: 1_000_000,
+            travel_samples: 41,
+        }
     };
     let scenarios: Vec<_> = scenarios()
         .into_iter()
@@ -179,7 +230,10 @@ fn main() {
         eprintln!("no scenario matches {:?}", opts.only);
         std::process::exit(2);
     }
-    let steps: usize = scenarios.iter().map(|s| s.contenders.len() * budget.rounds).sum();
+    let steps: usize = scenarios
+        .iter()
+        .map(|s| s.contenders.len() * budget.rounds)
+        .sum();
     let progress = ProgressBar::new(steps as u64);
     progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -194,7 +248,12 @@ fn main() {
         let prepared = prepare(s, &budget, &progress);
         for round in 0..budget.rounds {
             for (i, (kind, label)) in s.contenders.iter().enumerate() {
-                progress.set_message(format!("{} · {label} · round {}/{}", s.name, round + 1, budget.rounds));
+                progress.set_message(format!(
+                    "{} · {label} · round {}/{}",
+                    s.name,
+                    round + 1,
+                    budget.rounds
+                ));
                 samples[i].push(measure(s, *kind, &budget, prepared.as_ref()));
                 progress.inc(1);
             }
@@ -235,14 +294,26 @@ fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> Option<rwlo
         Work::TimeTravel => 100_000,
         _ => return None,
     };
-    progress.set_message(format!("{} · building a {}-event log", s.name, budget.log_events));
+    progress.set_message(format!(
+        "{} · building a {}-event log",
+        s.name, budget.log_events
+    ));
     let rt = kv_runtime(every);
     let w = rt.writer();
     let stream = StreamId::from("history");
     let mut keys = Keys::new(7);
     let mut last = None;
     for i in 0..budget.log_events {
-        last = Some(w.submit(&stream, Set { key: keys.next(), value: i }).expect("submit"));
+        last = Some(
+            w.submit(
+                &stream,
+                Set {
+                    key: keys.next(),
+                    value: i,
+                },
+            )
+            .expect("submit"),
+        );
     }
     if let Some(t) = last {
         t.wait().expect("ack");
@@ -250,9 +321,21 @@ fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> Option<rwlo
     Some(rt)
 }
 
-fn measure(s: &Scenario, kind: Kind, budget: &Budget, prepared: Option<&rwlog::Runtime<Set>>) -> Sample {
+fn measure(
+    s: &Scenario,
+    kind: Kind,
+    budget: &Budget,
+    prepared: Option<&rwlog::Runtime<Set>>,
+) -> Sample {
     match (&s.work, prepared) {
-        (Work::Throughput { readers, writers, mix }, _) => throughput(kind, *readers, *writers, *mix, budget.window),
+        (
+            Work::Throughput {
+                readers,
+                writers,
+                mix,
+            },
+            _,
+        ) => throughput(kind, *readers, *writers, *mix, budget.window),
         (Work::ReadLatency, _) => read_latency(kind, budget.window),
         (Work::AppendLatency { saturating }, _) => append_latency(*saturating, budget.window),
         (Work::Replay, Some(rt)) => {
@@ -261,7 +344,11 @@ fn measure(s: &Scenario, kind: Kind, budget: &Budget, prepared: Option<&rwlog::R
             let elapsed = t.elapsed().as_secs_f64();
             assert_eq!(s.position(), rt.head());
             black_box(s.0.len());
-            Sample { events_per_s: Some(rt.head().0 as f64 / elapsed), p50_ns: Some(elapsed * 1e9), ..Sample::default() }
+            Sample {
+                events_per_s: Some(rt.head().0 as f64 / elapsed),
+                p50_ns: Some(elapsed * 1e9),
+                ..Sample::default()
+            }
         }
         (Work::TimeTravel, Some(rt)) => {
             let mut keys = Keys::new(3);
@@ -279,7 +366,13 @@ fn measure(s: &Scenario, kind: Kind, budget: &Budget, prepared: Option<&rwlog::R
     }
 }
 
-fn throughput(kind: Kind, readers: usize, writers: usize, mix: Option<(usize, u64)>, window: Duration) -> Sample {
+fn throughput(
+    kind: Kind,
+    readers: usize,
+    writers: usize,
+    mix: Option<(usize, u64)>,
+    window: Duration,
+) -> Sample {
     let c = Arc::new(Contender::new(kind));
     let stop = Arc::new(AtomicBool::new(false));
     let mixers = mix.map_or(0, |(n, _)| n);
@@ -437,7 +530,16 @@ fn append_latency(saturating: bool, window: Duration) -> Sample {
                 let mut keys = Keys::new(50 + i);
                 let mut last = None;
                 while !stop.load(Ordering::Relaxed) {
-                    last = Some(w.submit(&stream, Set { key: keys.next(), value: 0 }).expect("submit"));
+                    last = Some(
+                        w.submit(
+                            &stream,
+                            Set {
+                                key: keys.next(),
+                                value: 0,
+                            },
+                        )
+                        .expect("submit"),
+                    );
                 }
                 if let Some(t) = last {
                     t.wait().expect("ack");
@@ -453,7 +555,14 @@ fn append_latency(saturating: bool, window: Duration) -> Sample {
     let mut n = 0u64;
     while t0.elapsed() < window {
         let t = Instant::now();
-        w.append(&stream, Set { key: keys.next(), value: n }).expect("append");
+        w.append(
+            &stream,
+            Set {
+                key: keys.next(),
+                value: n,
+            },
+        )
+        .expect("append");
         record(&mut h, t.elapsed());
         n += 1;
     }
@@ -531,7 +640,10 @@ fn fill_ratios(rows: &mut [Row]) {
         .filter_map(|r| Some((r.scenario, r.headline()?)))
         .collect();
     for r in rows.iter_mut() {
-        let base = baselines.iter().find(|(s, _)| *s == r.scenario).map(|(_, b)| *b);
+        let base = baselines
+            .iter()
+            .find(|(s, _)| *s == r.scenario)
+            .map(|(_, b)| *b);
         r.ratio = match (r.headline(), base) {
             (Some(h), Some(b)) if b > 0.0 => Some(h / b),
             _ => None,
@@ -560,8 +672,7 @@ fn nanos(v: Option<f64>) -> String {
 fn print_table(rows: &[Row], took: Duration, quick: bool) {
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "rwlog compare: {} map of {KEYS} keys, median of {} rounds, {} cores, {:.0} s{}",
-        "HashMap<u64, u64>",
+        "rwlog compare: HashMap<u64, u64> of {KEYS} keys, median of {} rounds, {} cores, {:.0} s{}",
         if quick { 3 } else { 5 },
         cores,
         took.as_secs_f64(),
@@ -603,7 +714,11 @@ fn print_table(rows: &[Row], took: Duration, quick: bool) {
 fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     let scenarios: Vec<&str> = {
-        let mut v: Vec<&str> = rows.iter().filter(|r| r.ratio.is_some()).map(|r| r.scenario).collect();
+        let mut v: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.ratio.is_some())
+            .map(|r| r.scenario)
+            .collect();
         v.dedup();
         v
     };
@@ -613,7 +728,10 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
     let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("rwlog vs std RwLock (×, log scale; higher is better)", ("sans-serif", 22))
+        .caption(
+            "rwlog vs std RwLock (×, log scale; higher is better)",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -641,7 +759,10 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
             .filter_map(|r| {
                 let i = scenarios.iter().position(|s| *s == r.scenario)? as f64;
                 let x0 = i + 0.1 + width * k as f64;
-                Some(Rectangle::new([(x0, min), (x0 + width * 0.9, r.ratio?)], color.filled()))
+                Some(Rectangle::new(
+                    [(x0, min), (x0 + width * 0.9, r.ratio?)],
+                    color.filled(),
+                ))
             })
             .collect();
         chart
@@ -649,7 +770,11 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
             .label(kind.name())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -112,7 +112,10 @@ pub trait Writes: Send {
 
 /// One contender's shared state, made fresh for each measurement.
 pub enum Contender {
-    Rwlog { rt: Runtime<Set>, append: bool },
+    Rwlog {
+        rt: Runtime<Set>,
+        append: bool,
+    },
     Std(Arc<RwLock<Map>>),
     ParkingLot(Arc<parking_lot::RwLock<Map>>),
     ArcSwap(Arc<arc_swap::ArcSwap<Map>>),
@@ -125,13 +128,25 @@ pub enum Contender {
 impl Contender {
     pub fn new(kind: Kind) -> Contender {
         match kind {
-            Kind::Rwlog => Contender::Rwlog { rt: kv_runtime(0), append: false },
-            Kind::RwlogAppend => Contender::Rwlog { rt: kv_runtime(0), append: true },
+            Kind::Rwlog => Contender::Rwlog {
+                rt: kv_runtime(0),
+                append: false,
+            },
+            Kind::RwlogAppend => Contender::Rwlog {
+                rt: kv_runtime(0),
+                append: true,
+            },
             Kind::StdRwLock => Contender::Std(Arc::new(RwLock::new(prefilled()))),
-            Kind::ParkingLot => Contender::ParkingLot(Arc::new(parking_lot::RwLock::new(prefilled()))),
-            Kind::ArcSwap => Contender::ArcSwap(Arc::new(arc_swap::ArcSwap::from_pointee(prefilled()))),
+            Kind::ParkingLot => {
+                Contender::ParkingLot(Arc::new(parking_lot::RwLock::new(prefilled())))
+            }
+            Kind::ArcSwap => {
+                Contender::ArcSwap(Arc::new(arc_swap::ArcSwap::from_pointee(prefilled())))
+            }
             Kind::Evmap => {
-                let (mut w, r) = evmap::Options::default().with_capacity(KEYS as usize).construct();
+                let (mut w, r) = evmap::Options::default()
+                    .with_capacity(KEYS as usize)
+                    .construct();
                 for (k, v) in prefilled() {
                     w.insert(k, v);
                 }
@@ -146,7 +161,9 @@ impl Contender {
 
     pub fn reader(&self) -> Box<dyn Reads> {
         match self {
-            Contender::Rwlog { rt, .. } => Box::new(RwlogRead(rt.reader::<Kv>("kv").expect("kv view"))),
+            Contender::Rwlog { rt, .. } => {
+                Box::new(RwlogRead(rt.reader::<Kv>("kv").expect("kv view")))
+            }
             Contender::Std(m) => Box::new(StdRead(Arc::clone(m))),
             Contender::ParkingLot(m) => Box::new(PlRead(Arc::clone(m))),
             Contender::ArcSwap(m) => Box::new(SwapRead(Arc::clone(m))),
