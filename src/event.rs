@@ -156,12 +156,28 @@ impl Metadata {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.correlation_id.is_none()
             && self.causation_id.is_none()
             && self.writer_id.is_none()
             && self.extra.is_empty()
     }
+}
+
+/// What `Recorded::metadata` returns for an event written without any.
+static NO_METADATA: Metadata = Metadata {
+    correlation_id: None,
+    causation_id: None,
+    writer_id: None,
+    extra: Vec::new(),
+};
+
+/// Metadata as stored: boxed, and absent when empty, so that events without
+/// any (the common case) stay small in the log and the queue.
+pub(crate) type StoredMetadata = Option<Box<Metadata>>;
+
+pub(crate) fn store_metadata(m: Metadata) -> StoredMetadata {
+    (!m.is_empty()).then(|| Box::new(m))
 }
 
 /// An event on its way into the log: the payload plus optional metadata and
@@ -178,7 +194,7 @@ impl Metadata {
 #[derive(Clone, Debug)]
 pub struct NewEvent<E> {
     pub(crate) payload: E,
-    pub(crate) metadata: Metadata,
+    pub(crate) metadata: StoredMetadata,
     pub(crate) id: Option<Uuid>,
 }
 
@@ -187,14 +203,14 @@ impl<E> NewEvent<E> {
     pub fn new(payload: E) -> NewEvent<E> {
         NewEvent {
             payload,
-            metadata: Metadata::default(),
+            metadata: None,
             id: None,
         }
     }
 
     /// Sets the metadata.
     pub fn metadata(mut self, metadata: Metadata) -> NewEvent<E> {
-        self.metadata = metadata;
+        self.metadata = store_metadata(metadata);
         self
     }
 
@@ -234,7 +250,7 @@ pub struct Recorded<E> {
     pub(crate) id: Uuid,
     pub(crate) recorded_at: Timestamp,
     pub(crate) schema_version: u32,
-    pub(crate) metadata: Metadata,
+    pub(crate) metadata: StoredMetadata,
     pub(crate) payload: E,
 }
 
@@ -271,7 +287,7 @@ impl<E> Recorded<E> {
 
     /// The event's metadata.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        self.metadata.as_deref().unwrap_or(&NO_METADATA)
     }
 
     /// The event itself.
@@ -288,8 +304,8 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
             .field("version", &self.version)
             .field("id", &self.id)
             .field("recorded_at", &self.recorded_at.0);
-        if !self.metadata.is_empty() {
-            d.field("metadata", &self.metadata);
+        if let Some(m) = &self.metadata {
+            d.field("metadata", m);
         }
         d.field("payload", &self.payload).finish()
     }

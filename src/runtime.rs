@@ -66,7 +66,7 @@ impl<E: Event> Timeline for Shared<E> {
     }
 }
 
-type ViewFactory<E> = Box<dyn FnOnce(u64) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
+type ViewFactory<E> = Box<dyn FnOnce(u64, usize) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 pub struct Builder<E> {
@@ -75,6 +75,7 @@ pub struct Builder<E> {
     queue_capacity: usize,
     snapshot_every: u64,
     max_append: usize,
+    spare_copies: usize,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -88,6 +89,7 @@ impl<E> fmt::Debug for Builder<E> {
             .field("queue_capacity", &self.queue_capacity)
             .field("snapshot_every", &self.snapshot_every)
             .field("max_append", &self.max_append)
+            .field("spare_copies", &self.spare_copies)
             .finish()
     }
 }
@@ -100,6 +102,7 @@ impl<E: Event> Builder<E> {
             queue_capacity: 16 * 1024,
             snapshot_every: 0,
             max_append: 64 * 1024,
+            spare_copies: 2,
         }
     }
 
@@ -107,10 +110,10 @@ impl<E: Event> Builder<E> {
     pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let factory: ViewFactory<E> = Box::new(move |every| {
+        let factory: ViewFactory<E> = Box::new(move |every, spares| {
             let shared = ViewShared::new(shared_name, initial, every);
             let driver: Box<dyn ViewDriver<E>> =
-                Box::new(Publisher::<V, E>::new(Arc::clone(&shared)));
+                Box::new(Publisher::<V, E>::new(Arc::clone(&shared), spares));
             (driver, shared as Arc<dyn ViewStatus>)
         });
         self.views.push((name, factory));
@@ -139,6 +142,18 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// The most spare copies of each view's state (default 2, at least 1).
+    ///
+    /// The sequencer publishes into a spare no reader holds. With more
+    /// threads than cores, a reader is sometimes preempted while holding a
+    /// copy; with several spares another is free, and the sequencer need not
+    /// clone the state. Spares are made only when needed: a view whose
+    /// readers never pin a copy keeps one. Memory: up to `1 + n` copies.
+    pub fn spare_copies(mut self, n: usize) -> Self {
+        self.spare_copies = n;
+        self
+    }
+
     /// The most events one append may carry (default 65536).
     pub fn max_append_events(mut self, n: usize) -> Self {
         self.max_append = n;
@@ -160,6 +175,9 @@ impl<E: Event> Builder<E> {
         if self.max_append == 0 {
             return Err(Error::Config("max_append_events must be at least 1"));
         }
+        if self.spare_copies == 0 {
+            return Err(Error::Config("spare_copies must be at least 1"));
+        }
         let mut names = std::collections::HashSet::new();
         for (name, _) in &self.views {
             if !names.insert(name.as_str()) {
@@ -169,7 +187,7 @@ impl<E: Event> Builder<E> {
         let mut drivers = Vec::with_capacity(self.views.len());
         let mut views = Vec::with_capacity(self.views.len());
         for (_, factory) in self.views {
-            let (driver, status) = factory(self.snapshot_every);
+            let (driver, status) = factory(self.snapshot_every, self.spare_copies);
             drivers.push(driver);
             views.push(status);
         }
@@ -496,8 +514,8 @@ pub struct ViewStats {
     pub position: Position,
     /// Why it failed, if its `apply` panicked.
     pub failure: Option<String>,
-    /// Publications that cloned the state because a reader held the spare
-    /// copy past the bounded wait.
+    /// Publications that cloned the state because every spare copy was held
+    /// by a reader (each one adds a spare, up to `spare_copies`).
     pub fallback_clones: u64,
     /// Snapshots kept in memory for time travel, the initial state included.
     pub snapshots_kept: usize,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent, Recorded, Timestamp};
 use crate::position::{Expected, Position, StreamId};
 use crate::runtime::Shared;
-use crate::sync::channel::Receiver;
+use crate::sync::channel::{Receiver, TryRecvError};
 use crate::sync::{self, Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::view::{Batch, ViewDriver};
 use crate::writer::{Appended, Reply};
@@ -117,6 +117,10 @@ impl Gate {
     }
 }
 
+/// How long the idle sequencer polls the queue before parking.
+const SPINS: u32 = 128;
+const YIELDS: u32 = 64;
+
 /// The sequencer thread's state.
 pub(crate) struct Sequencer<E> {
     rx: Receiver<Msg<E>>,
@@ -152,7 +156,7 @@ impl<E: Event> Sequencer<E> {
         let mut cmds = Vec::new();
         let mut stop = false;
         while !stop {
-            let Ok(first) = self.rx.recv() else { break };
+            let Some(first) = self.receive() else { break };
             let mut events = 0;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
@@ -180,6 +184,21 @@ impl<E: Event> Sequencer<E> {
             }
         }
         self.process(&mut cmds);
+    }
+
+    /// The next message, spinning and yielding briefly before parking: a
+    /// writer waiting for its ack is usually about to send the next append,
+    /// and waking a parked thread costs tens of microseconds.
+    fn receive(&self) -> Option<Msg<E>> {
+        for i in 0..SPINS + YIELDS {
+            match self.rx.try_recv() {
+                Ok(msg) => return Some(msg),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if i < SPINS => sync::spin_loop(),
+                Err(TryRecvError::Empty) => sync::yield_now(),
+            }
+        }
+        self.rx.recv().ok()
     }
 
     fn process(&mut self, cmds: &mut Vec<AppendCmd<E>>) {

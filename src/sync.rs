@@ -24,7 +24,7 @@ mod imp {
     pub(crate) type DashMap<K, V> = dashmap::DashMap<K, V>;
 
     pub(crate) mod channel {
-        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
     }
 
     /// Gives up the rest of this thread's time slice (spin loops call this).

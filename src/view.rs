@@ -1,15 +1,21 @@
 //! Materialized views and their publication: the double-buffered snapshot
 //! swap at the heart of rwlog.
 //!
-//! Each view keeps two copies of its state: the published one, which readers
-//! load through an `arc_swap::ArcSwap`, and a spare. To publish a batch, the
-//! sequencer waits (briefly) until no reader holds the spare, applies to it
-//! the batch it missed and the new batch, and swaps it in; the old published
-//! copy becomes the spare. If a reader keeps the spare too long, the sequencer
-//! clones the published copy instead of waiting without bound. Every event is
-//! therefore applied twice, so [`View::apply`] must be deterministic.
+//! Each view keeps two or more copies of its state: the published one, which
+//! readers load through an `arc_swap::ArcSwap`, and spares. To publish a
+//! batch, the sequencer takes a spare no reader holds, applies to it the
+//! batches it missed and the new one, and swaps it in; the old published copy
+//! becomes a spare. A reader preempted while holding a copy (common when
+//! threads outnumber cores) pins only that copy: the sequencer uses another.
+//! Only if every spare is held past a bounded wait does it clone the
+//! published copy, so it never waits without bound. Every event is therefore
+//! applied to every copy, so [`View::apply`] must be deterministic.
+//!
+//! The number of spares is [`Builder::spare_copies`](crate::Builder::spare_copies)
+//! (default 2: three copies of the state in all).
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Deref;
 
@@ -195,41 +201,54 @@ pub(crate) trait ViewDriver<E>: Send {
     fn publish(&mut self, batch: &Batch<E>);
 }
 
-/// How many times to look at the spare before yielding, then before cloning.
+/// How many times to look for a free spare before yielding, then before
+/// cloning.
 const SPINS: u32 = 64;
 const YIELDS: u32 = 64;
 
 /// The publishing half of a view: owned by the sequencer thread.
+///
+/// Invariant: every spare's position is a batch boundary at or below the
+/// published position, and `recent` holds every batch published after the
+/// oldest spare's position, in order.
 pub(crate) struct Publisher<V, E> {
     shared: Arc<ViewShared<V>>,
-    /// The copy readers are not given; `None` after a failure.
-    spare: Option<Arc<Snapshot<V>>>,
-    /// The batch published after the spare was last brought up to date.
-    missed: Option<Batch<E>>,
+    /// Retired copies readers may still hold, oldest first; empty after a
+    /// failure.
+    spares: Vec<Arc<Snapshot<V>>>,
+    /// The batches the spares missed.
+    recent: VecDeque<Batch<E>>,
+    /// The most spares kept: a reader preempted while holding one copy then
+    /// costs nothing as long as another is free.
+    max_spares: usize,
 }
 
 impl<V: View<E>, E> Publisher<V, E> {
-    pub(crate) fn new(shared: Arc<ViewShared<V>>) -> Publisher<V, E> {
+    pub(crate) fn new(shared: Arc<ViewShared<V>>, max_spares: usize) -> Publisher<V, E> {
         let spare = Arc::new(Snapshot::clone(&shared.current.load()));
         Publisher {
             shared,
-            spare: Some(spare),
-            missed: None,
+            spares: vec![spare],
+            recent: VecDeque::new(),
+            max_spares: max_spares.max(1),
         }
     }
 
-    /// Brings a copy up to `batch`: the spare if no reader holds it, else a
-    /// clone of the published copy.
+    /// Brings a copy up to `batch`: a free spare (newest first, it has the
+    /// least to catch up), else, after a bounded wait, a clone of the
+    /// published copy.
     fn advance(&mut self, batch: &Batch<E>) -> Arc<Snapshot<V>> {
-        if let Some(mut spare) = self.spare.take() {
-            if acquire(&mut spare) {
-                if let Some(copy) = Arc::get_mut(&mut spare) {
-                    let missed = self.missed.take();
-                    for e in missed.iter().flat_map(|b| b.iter()).chain(batch.iter()) {
-                        copy.apply(e);
-                    }
-                    return spare;
+        if let Some(mut spare) = self.take_free_spare() {
+            if let Some(copy) = Arc::get_mut(&mut spare) {
+                let behind = copy.position;
+                let missed = self
+                    .recent
+                    .iter()
+                    .filter(|b| b.last().is_some_and(|e| e.position > behind));
+                for e in missed.flat_map(|b| b.iter()).chain(batch.iter()) {
+                    copy.apply(e);
                 }
+                return spare;
             }
         }
         self.shared.clones.fetch_add(1, Ordering::Relaxed);
@@ -239,23 +258,64 @@ impl<V: View<E>, E> Publisher<V, E> {
         }
         Arc::new(copy)
     }
-}
 
-/// Waits, boundedly, until this is the only reference to the spare.
-/// arc-swap turns every reader's outstanding borrow of a replaced value into
-/// a real reference count when it is swapped out, so the count is honest.
-fn acquire<T>(spare: &mut Arc<T>) -> bool {
-    for i in 0..SPINS + YIELDS {
-        if Arc::get_mut(spare).is_some() {
-            return true;
-        }
-        if i < SPINS {
+    /// Removes and returns a spare no reader holds. The newest spare is
+    /// worth a few spins (it is one batch behind; readers hold a copy for
+    /// nanoseconds unless preempted); then any free spare, newest first;
+    /// while the pool may still grow, give up there (the caller clones and
+    /// the pool gains a copy); once it is full, keep looking for the whole
+    /// bounded budget.
+    fn take_free_spare(&mut self) -> Option<Arc<Snapshot<V>>> {
+        let newest = self.spares.len().checked_sub(1)?;
+        for _ in 0..SPINS {
+            if Arc::get_mut(&mut self.spares[newest]).is_some() {
+                return self.spares.pop();
+            }
             sync::spin_loop();
+        }
+        let patience = if self.spares.len() < self.max_spares {
+            1
         } else {
+            YIELDS
+        };
+        for _ in 0..patience {
+            // arc-swap turns every reader's outstanding borrow of a replaced
+            // value into a real reference count when it is swapped out, so
+            // `get_mut` is honest about readers.
+            if let Some(free) = (0..self.spares.len())
+                .rev()
+                .find(|&k| Arc::get_mut(&mut self.spares[k]).is_some())
+            {
+                return Some(self.spares.remove(free));
+            }
             sync::yield_now();
         }
+        None
     }
-    false
+
+    /// Takes the copy just replaced as a spare and forgets what no spare
+    /// needs any more.
+    fn retire(&mut self, old: Arc<Snapshot<V>>, batch: &Batch<E>) {
+        self.spares.push(old);
+        if self.spares.len() > self.max_spares {
+            // The oldest is held by a reader: let it go with them.
+            self.spares.remove(0);
+        }
+        self.recent.push_back(Arc::clone(batch));
+        let oldest = self
+            .spares
+            .iter()
+            .map(|s| s.position)
+            .min()
+            .unwrap_or(Position::ZERO);
+        while self
+            .recent
+            .front()
+            .is_some_and(|b| b.last().is_none_or(|e| e.position <= oldest))
+        {
+            self.recent.pop_front();
+        }
+    }
 }
 
 impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
@@ -275,8 +335,7 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
         match outcome {
             Ok((next, kept)) => {
                 let old = self.shared.current.swap(next);
-                self.spare = Some(old);
-                self.missed = Some(Arc::clone(batch));
+                self.retire(old, batch);
                 if let Some(snapshot) = kept {
                     self.shared.history.record(snapshot);
                 }
@@ -284,8 +343,8 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
             Err(payload) => {
                 // The copy being built is torn: drop it; the published copy
                 // still holds the last good state.
-                self.spare = None;
-                self.missed = None;
+                self.spares.clear();
+                self.recent.clear();
                 let message = sync::panic_message(&*payload);
                 tracing::error!(view = %self.shared.name, %message, "view apply panicked; the view stops here");
                 let _ = self.shared.failure.set(message);

@@ -105,7 +105,7 @@ fn locate(position: u64) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Metadata, Timestamp};
+    use crate::event::Timestamp;
     use crate::position::{Position, StreamId};
 
     fn rec(p: u64) -> Arc<Recorded<u64>> {
@@ -116,7 +116,7 @@ mod tests {
             id: uuid::Uuid::nil(),
             recorded_at: Timestamp::from_nanos(p),
             schema_version: 1,
-            metadata: Metadata::default(),
+            metadata: None,
             payload: p * 10,
         })
     }
