@@ -68,12 +68,13 @@ impl<E> Log<E> {
     /// Appends a batch whose positions continue the log. Sequencer only.
     pub(crate) fn append(&self, batch: &[Arc<Recorded<E>>]) {
         // Index first: a reader that finds a position in the index before the
-        // head covers it gets `None` from `get` and stops, never a wrong event.
-        for rec in batch {
+        // head covers it skips it (see `read_stream`), never a wrong event.
+        // One lookup per run of events of the same stream.
+        for run in batch.chunk_by(|a, b| a.stream == b.stream) {
             self.streams
-                .entry(rec.stream.clone())
+                .entry(run[0].stream.clone())
                 .or_default()
-                .push(rec.position);
+                .extend(run.iter().map(|r| r.position));
         }
         self.slots.append(batch);
     }

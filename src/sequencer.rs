@@ -127,8 +127,9 @@ pub(crate) struct Sequencer<E> {
     shared: Arc<Shared<E>>,
     views: Vec<Box<dyn ViewDriver<E>>>,
     max_batch: usize,
-    /// Versions of streams written earlier in the batch being built.
-    pending: HashMap<StreamId, u64>,
+    /// Every stream's current version. The sequencer is the only writer of
+    /// streams, so its own map is authoritative and needs no lock.
+    versions: HashMap<StreamId, u64, foldhash::fast::RandomState>,
     last_stamp: Timestamp,
     ids: ContextV7,
 }
@@ -145,7 +146,7 @@ impl<E: Event> Sequencer<E> {
             shared,
             views,
             max_batch,
-            pending: HashMap::new(),
+            versions: HashMap::default(),
             last_stamp: Timestamp::from_nanos(0),
             ids: ContextV7::new(),
         }
@@ -212,16 +213,12 @@ impl<E: Event> Sequencer<E> {
         let nanos = stamp.as_nanos();
         let (secs, subsec) = (nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
 
-        self.pending.clear();
         let mut next = log.head().0 + 1;
         let mut records = Vec::with_capacity(cmds.len());
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
         for cmd in cmds.drain(..) {
-            let current = match self.pending.get(&cmd.stream) {
-                Some(v) => *v,
-                None => log.stream_version(cmd.stream.as_str()),
-            };
+            let current = self.versions.get(&cmd.stream).copied().unwrap_or(0);
             if !cmd.expected.matches(current) {
                 rejected += 1;
                 let conflict = Error::Conflict {
@@ -254,7 +251,12 @@ impl<E: Event> Sequencer<E> {
                 version: current + count,
                 count,
             };
-            self.pending.insert(cmd.stream, current + count);
+            match self.versions.get_mut(&cmd.stream) {
+                Some(v) => *v = current + count,
+                None => {
+                    self.versions.insert(cmd.stream, current + count);
+                }
+            }
             acks.push((cmd.reply, Ok(ack)));
         }
 

@@ -1,7 +1,8 @@
 //! The contenders of rwlog's benchmarks, shared by `benches/` and
 //! `examples/compare.rs`. Every contender holds the same state, a
-//! `HashMap<u64, u64>` of `KEYS` keys with std's hasher, and does the same
-//! work: `get(key)` and `set(key, value)`.
+//! `HashMap<u64, u64>` of `KEYS` keys with the same hasher (foldhash, fixed
+//! seed: what a user tuning a hot map would pick over std's SipHash), and
+//! does the same work: `get(key)` and `set(key, value)`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -12,12 +13,21 @@ use rwlog::{Event, Reader, Recorded, Runtime, StreamId, Ticket, View, Writer};
 /// Keys in every contender's map.
 pub const KEYS: u64 = 100_000;
 
+/// The hasher every contender's map uses.
+pub type Hasher = foldhash::fast::FixedState;
+
 /// The state every contender holds.
-pub type Map = HashMap<u64, u64>;
+pub type Map = HashMap<u64, u64, Hasher>;
+
+fn hasher() -> Hasher {
+    foldhash::fast::FixedState::with_seed(0x5eed)
+}
 
 /// The map every contender starts from: key k holds k.
 pub fn prefilled() -> Map {
-    (0..KEYS).map(|k| (k, k)).collect()
+    let mut m = Map::with_capacity_and_hasher(KEYS as usize, hasher());
+    m.extend((0..KEYS).map(|k| (k, k)));
+    m
 }
 
 /// rwlog's event: set a key.
@@ -120,8 +130,8 @@ pub enum Contender {
     ParkingLot(Arc<parking_lot::RwLock<Map>>),
     ArcSwap(Arc<arc_swap::ArcSwap<Map>>),
     Evmap {
-        w: Arc<Mutex<(evmap::handles::WriteHandle<u64, u64>, u64)>>,
-        r: Mutex<evmap::handles::ReadHandle<u64, u64>>,
+        w: Arc<Mutex<(evmap::handles::WriteHandle<u64, u64, (), Hasher>, u64)>>,
+        r: Mutex<evmap::handles::ReadHandle<u64, u64, (), Hasher>>,
     },
 }
 
@@ -144,9 +154,11 @@ impl Contender {
                 Contender::ArcSwap(Arc::new(arc_swap::ArcSwap::from_pointee(prefilled())))
             }
             Kind::Evmap => {
-                let (mut w, r) = evmap::Options::default()
-                    .with_capacity(KEYS as usize)
-                    .construct();
+                let options = evmap::Options::default().with_capacity(KEYS as usize);
+                // SAFETY: evmap requires a deterministic hasher (the same
+                // input always hashes the same); a fixed-seed foldhash is.
+                let options = unsafe { options.with_hasher(hasher()) };
+                let (mut w, r) = options.construct();
                 for (k, v) in prefilled() {
                     w.insert(k, v);
                 }
@@ -286,7 +298,7 @@ impl Writes for SwapWrite {
     fn flush(&mut self) {}
 }
 
-struct EvRead(evmap::handles::ReadHandle<u64, u64>);
+struct EvRead(evmap::handles::ReadHandle<u64, u64, (), Hasher>);
 
 impl Reads for EvRead {
     fn get(&mut self, key: u64) -> u64 {
@@ -294,7 +306,7 @@ impl Reads for EvRead {
     }
 }
 
-struct EvWrite(Arc<Mutex<(evmap::handles::WriteHandle<u64, u64>, u64)>>);
+struct EvWrite(Arc<Mutex<(evmap::handles::WriteHandle<u64, u64, (), Hasher>, u64)>>);
 
 impl Writes for EvWrite {
     fn set(&mut self, key: u64, value: u64) {
