@@ -73,6 +73,10 @@ pub enum Kind {
     Evmap,
 }
 
+/// evmap's single write handle, shared by the writer threads, with the count
+/// of writes since it last published.
+type EvWriter = Arc<Mutex<(evmap::handles::WriteHandle<u64, u64, (), Hasher>, u64)>>;
+
 /// How many writes evmap batches before it publishes them to readers.
 pub const EVMAP_PUBLISH_EVERY: u64 = 1000;
 
@@ -130,7 +134,7 @@ pub enum Contender {
     ParkingLot(Arc<parking_lot::RwLock<Map>>),
     ArcSwap(Arc<arc_swap::ArcSwap<Map>>),
     Evmap {
-        w: Arc<Mutex<(evmap::handles::WriteHandle<u64, u64, (), Hasher>, u64)>>,
+        w: EvWriter,
         r: Mutex<evmap::handles::ReadHandle<u64, u64, (), Hasher>>,
     },
 }
@@ -306,7 +310,7 @@ impl Reads for EvRead {
     }
 }
 
-struct EvWrite(Arc<Mutex<(evmap::handles::WriteHandle<u64, u64, (), Hasher>, u64)>>);
+struct EvWrite(EvWriter);
 
 impl Writes for EvWrite {
     fn set(&mut self, key: u64, value: u64) {
