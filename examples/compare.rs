@@ -723,7 +723,8 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
         v
     };
     let kinds: Vec<Kind> = Kind::WRITERS.to_vec();
-    let max = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::max) * 2.0;
+    // Headroom above the tallest bar keeps the legend clear of the bars.
+    let max = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::max) * 40.0;
     let min = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::min) / 2.0;
     let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -772,6 +773,7 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
         .draw()?;
