@@ -102,6 +102,7 @@
 
 mod error;
 mod event;
+mod faults;
 mod log;
 mod position;
 mod reader;
@@ -116,6 +117,37 @@ mod writer;
 
 pub use error::{Error, Result};
 pub use event::{Event, Metadata, NewEvent, Recorded, Timestamp};
+#[cfg(loom)]
+pub use faults::Faults;
+
+/// Internals exposed to the loom models in `loom-tests/` (`--cfg loom`
+/// builds only; not an API).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    use crate::faults::Faults;
+
+    /// The wake-up signal readers and subscribers wait on.
+    #[derive(Debug)]
+    pub struct Signal(crate::signal::Signal);
+
+    impl Signal {
+        /// A signal with the given faults.
+        pub fn new(faults: Faults) -> Signal {
+            Signal(crate::signal::Signal::new(faults))
+        }
+
+        /// Wakes every waiter (call after making the change they wait for).
+        pub fn notify(&self) {
+            self.0.notify();
+        }
+
+        /// Blocks until `ready()` holds.
+        pub fn wait_until(&self, ready: impl FnMut() -> bool) {
+            self.0.wait_until(None, ready);
+        }
+    }
+}
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::event::{Event, Recorded, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::{Arc, DashMap};
+use crate::sync::{Arc, Index};
 
 use memory::{Directory, Slots};
 
@@ -45,7 +45,7 @@ use memory::{Directory, Slots};
 pub struct Log<E> {
     slots: Slots<E>,
     /// Stream id -> positions of its events; index `v - 1` holds version `v`.
-    streams: DashMap<StreamId, Vec<Position>>,
+    streams: Index<StreamId, Vec<Position>>,
 }
 
 impl<E> std::fmt::Debug for Log<E> {
@@ -58,10 +58,10 @@ impl<E> std::fmt::Debug for Log<E> {
 }
 
 impl<E> Log<E> {
-    pub(crate) fn new() -> Log<E> {
+    pub(crate) fn new(faults: crate::faults::Faults) -> Log<E> {
         Log {
-            slots: Slots::new(),
-            streams: DashMap::new(),
+            slots: Slots::new(faults),
+            streams: Index::new(),
         }
     }
 
@@ -71,10 +71,9 @@ impl<E> Log<E> {
         // head covers it skips it (see `read_stream`), never a wrong event.
         // One lookup per run of events of the same stream.
         for run in batch.chunk_by(|a, b| a.stream == b.stream) {
-            self.streams
-                .entry(run[0].stream.clone())
-                .or_default()
-                .extend(run.iter().map(|r| r.position));
+            self.streams.update(run[0].stream.clone(), |positions| {
+                positions.extend(run.iter().map(|r| r.position))
+            });
         }
         self.slots.append(batch);
     }
@@ -91,7 +90,7 @@ impl<E> Log<E> {
 
     /// The current version of a stream (0 if it has no events).
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |v| v.len() as u64)
+        self.streams.read(stream, |v| v.len() as u64).unwrap_or(0)
     }
 
     /// Events in a range of positions, oldest first. The range is clipped to
@@ -130,8 +129,7 @@ impl<E> Log<E> {
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         let positions = self
             .streams
-            .get(stream)
-            .map(|v| {
+            .read(stream, |v| {
                 v.iter()
                     .skip(skip)
                     .copied()

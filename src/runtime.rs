@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Timestamp};
+use crate::faults::Faults;
 use crate::log::Log;
 use crate::position::Position;
 use crate::reader::{Reader, Timeline};
@@ -66,7 +67,8 @@ impl<E: Event> Timeline for Shared<E> {
     }
 }
 
-type ViewFactory<E> = Box<dyn FnOnce(u64, usize) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
+type ViewFactory<E> =
+    Box<dyn FnOnce(u64, usize, Faults) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 pub struct Builder<E> {
@@ -76,6 +78,7 @@ pub struct Builder<E> {
     snapshot_every: u64,
     max_append: usize,
     spare_copies: usize,
+    faults: Faults,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -103,6 +106,7 @@ impl<E: Event> Builder<E> {
             snapshot_every: 0,
             max_append: 64 * 1024,
             spare_copies: 2,
+            faults: Faults::default(),
         }
     }
 
@@ -110,10 +114,10 @@ impl<E: Event> Builder<E> {
     pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let factory: ViewFactory<E> = Box::new(move |every, spares| {
+        let factory: ViewFactory<E> = Box::new(move |every, spares, faults| {
             let shared = ViewShared::new(shared_name, initial, every);
             let driver: Box<dyn ViewDriver<E>> =
-                Box::new(Publisher::<V, E>::new(Arc::clone(&shared), spares));
+                Box::new(Publisher::<V, E>::new(Arc::clone(&shared), spares, faults));
             (driver, shared as Arc<dyn ViewStatus>)
         });
         self.views.push((name, factory));
@@ -155,6 +159,14 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// Breaks one protocol step on purpose, for loom's broken-variant
+    /// models (`--cfg loom` builds only).
+    #[cfg(loom)]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// The most events one append may carry (default 65536).
     pub fn max_append_events(mut self, n: usize) -> Self {
         self.max_append = n;
@@ -188,15 +200,15 @@ impl<E: Event> Builder<E> {
         let mut drivers = Vec::with_capacity(self.views.len());
         let mut views = Vec::with_capacity(self.views.len());
         for (_, factory) in self.views {
-            let (driver, status) = factory(self.snapshot_every, self.spare_copies);
+            let (driver, status) = factory(self.snapshot_every, self.spare_copies, self.faults);
             drivers.push(driver);
             views.push(status);
         }
         let (tx, rx) = bounded(self.queue_capacity);
         let shared = Arc::new(Shared {
-            log: Log::new(),
-            signal: Signal::new(),
-            gate: Arc::new(Gate::default()),
+            log: Log::new(self.faults),
+            signal: Signal::new(self.faults),
+            gate: Arc::new(Gate::new(self.faults)),
             exited: AtomicBool::new(false),
             stats: Counters::default(),
         });

@@ -11,10 +11,11 @@ use uuid::{ContextV7, Uuid};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent, Recorded, Timestamp};
+use crate::faults::Faults;
 use crate::position::{Expected, Position, StreamId};
 use crate::runtime::Shared;
 use crate::sync::channel::{Receiver, TryRecvError};
-use crate::sync::{self, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{self, fence, Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::view::{Batch, ViewDriver};
 use crate::writer::{Appended, Reply};
 
@@ -62,31 +63,51 @@ impl<E> Events<E> {
 /// `closed` and the end of its send, and every later `enter` fails. So a
 /// marker sent after `close` is the last message in the queue. Writers
 /// announce themselves in `in_flight` and then read `closed`; `close` sets
-/// `closed` and then reads `in_flight`. Both pairs are SeqCst, so at least one
-/// side sees the other (the store-buffer pattern).
+/// `closed` and then reads `in_flight`. A SeqCst fence between the write and
+/// the read on each side means at least one side sees the other (the
+/// store-buffer pattern; fences rather than SeqCst accesses, which are weaker
+/// than they look when mixed with other orderings, and which loom models
+/// only as acquire/release).
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     closed: AtomicBool,
     in_flight: AtomicUsize,
+    faults: Faults,
 }
 
 /// Proof of having entered the [`Gate`]; leaving is dropping it.
-pub(crate) struct Pass<'a>(&'a Gate);
+pub(crate) struct Pass<'a>(Option<&'a Gate>);
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        // Release pairs with the SeqCst load in `close`: the send is complete
-        // before the count drops.
-        self.0.in_flight.fetch_sub(1, Ordering::Release);
+        if let Some(gate) = self.0 {
+            // Release pairs with the Acquire load in `close`: the send is
+            // complete before the count drops.
+            gate.in_flight.fetch_sub(1, Ordering::Release);
+        }
     }
 }
 
 impl Gate {
+    pub(crate) fn new(faults: Faults) -> Gate {
+        Gate {
+            faults,
+            ..Gate::default()
+        }
+    }
+
     pub(crate) fn enter(&self) -> Result<Pass<'_>> {
-        // SeqCst pairs with `close`: see the type's invariant.
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let pass = Pass(self);
-        if self.closed.load(Ordering::SeqCst) {
+        if self.faults.unguarded_gate() {
+            return match self.closed.load(Ordering::Relaxed) {
+                true => Err(Error::Closed),
+                false => Ok(Pass(None)),
+            };
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let pass = Pass(Some(self));
+        // Pairs with the fence in `close`: see the type's invariant.
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
         Ok(pass)
@@ -96,17 +117,18 @@ impl Gate {
     /// sequencer keeps draining meanwhile, so the wait is bounded by their
     /// sends.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
-            sync::yield_now();
-        }
+        self.close_draining(|| {});
     }
 
     /// Like [`close`](Gate::close), for the sequencer itself: calls `drain`
     /// while waiting, since nobody else empties the queue.
     pub(crate) fn close_draining(&self, mut drain: impl FnMut()) {
-        self.closed.store(true, Ordering::SeqCst);
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
+        self.closed.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `enter`: see the type's invariant.
+        fence(Ordering::SeqCst);
+        // Acquire pairs with the Release decrement in `Pass::drop`: a sender
+        // counted out has finished its send.
+        while self.in_flight.load(Ordering::Acquire) != 0 {
             drain();
             sync::yield_now();
         }
@@ -118,8 +140,8 @@ impl Gate {
 }
 
 /// How long the idle sequencer polls the queue before parking.
-const SPINS: u32 = 128;
-const YIELDS: u32 = 64;
+const SPINS: u32 = sync::budget(128);
+const YIELDS: u32 = sync::budget(64);
 
 /// The sequencer thread's state.
 pub(crate) struct Sequencer<E> {

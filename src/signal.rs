@@ -3,6 +3,7 @@
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::faults::Faults;
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// A broadcast "something was published" signal.
@@ -22,17 +23,28 @@ pub(crate) struct Signal {
     waiters: AtomicUsize,
     wakers: Mutex<Vec<Waker>>,
     cv: Condvar,
+    faults: Faults,
 }
 
 impl Signal {
-    pub(crate) fn new() -> Signal {
-        Signal::default()
+    pub(crate) fn new(faults: Faults) -> Signal {
+        Signal {
+            faults,
+            ..Signal::default()
+        }
+    }
+
+    /// The SeqCst fence both sides of the handshake need.
+    fn fence(&self) {
+        if !self.faults.lost_wakeup() {
+            fence(Ordering::SeqCst);
+        }
     }
 
     /// Wakes every waiter. Call after making the change they wait for.
     pub(crate) fn notify(&self) {
         // Pairs with the fence in `wait_until`/`register`.
-        fence(Ordering::SeqCst);
+        self.fence();
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -61,7 +73,7 @@ impl Signal {
         }
         self.waiters.fetch_add(1, Ordering::Relaxed);
         // Pairs with the fence in `notify`.
-        fence(Ordering::SeqCst);
+        self.fence();
         let mut guard = self.lock();
         let ok = loop {
             if ready() {
@@ -90,6 +102,7 @@ impl Signal {
     /// Registers a task to wake at the next notify. The caller must check its
     /// condition again after this returns, and return `Pending` only if it
     /// still does not hold.
+    #[cfg(feature = "async")]
     pub(crate) fn register(&self, waker: &Waker) {
         {
             let mut wakers = self.lock();
@@ -101,7 +114,7 @@ impl Signal {
         }
         // Pairs with the fence in `notify`: either it sees this waiter, or the
         // caller's re-check sees the change.
-        fence(Ordering::SeqCst);
+        self.fence();
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, Vec<Waker>> {

@@ -20,8 +20,32 @@ mod imp {
     /// A per-handle cache of an [`ArcSwap`]'s current value.
     pub(crate) type Cache<T> = arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>;
 
-    /// A concurrent hash map readable while the sequencer writes it.
-    pub(crate) type DashMap<K, V> = dashmap::DashMap<K, V>;
+    /// A concurrent map readable while the sequencer writes it.
+    pub(crate) struct Index<K, V>(dashmap::DashMap<K, V>);
+
+    impl<K: Eq + std::hash::Hash, V: Default> Index<K, V> {
+        pub(crate) fn new() -> Index<K, V> {
+            Index(dashmap::DashMap::new())
+        }
+
+        /// Runs `f` on the value of `key`, inserted as the default if absent.
+        pub(crate) fn update<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R {
+            f(&mut self.0.entry(key).or_default())
+        }
+
+        /// Runs `f` on the value of `key`, if present.
+        pub(crate) fn read<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+        where
+            K: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            self.0.get(key).map(|v| f(&v))
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
 
     pub(crate) mod channel {
         pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
@@ -43,7 +67,21 @@ mod imp {
     }
 }
 
+#[cfg(loom)]
+#[path = "sync/loom_impl.rs"]
+mod imp;
+
 pub(crate) use imp::*;
+
+/// A spin or yield budget: `n` normally, at most one step under loom, where
+/// every step is a point to explore.
+pub(crate) const fn budget(n: u32) -> u32 {
+    if cfg!(loom) && n > 1 {
+        1
+    } else {
+        n
+    }
+}
 
 /// Turns a panic payload into a readable message.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -20,6 +20,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use crate::event::Recorded;
+use crate::faults::Faults;
 use crate::position::Position;
 use crate::snapshot::History;
 use crate::sync::{self, Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
@@ -203,8 +204,8 @@ pub(crate) trait ViewDriver<E>: Send {
 
 /// How many times to look for a free spare before yielding, then before
 /// cloning.
-const SPINS: u32 = 64;
-const YIELDS: u32 = 64;
+const SPINS: u32 = sync::budget(64);
+const YIELDS: u32 = sync::budget(64);
 
 /// The publishing half of a view: owned by the sequencer thread.
 ///
@@ -221,16 +222,22 @@ pub(crate) struct Publisher<V, E> {
     /// The most spares kept: a reader preempted while holding one copy then
     /// costs nothing as long as another is free.
     max_spares: usize,
+    faults: Faults,
 }
 
 impl<V: View<E>, E> Publisher<V, E> {
-    pub(crate) fn new(shared: Arc<ViewShared<V>>, max_spares: usize) -> Publisher<V, E> {
+    pub(crate) fn new(
+        shared: Arc<ViewShared<V>>,
+        max_spares: usize,
+        faults: Faults,
+    ) -> Publisher<V, E> {
         let spare = Arc::new(Snapshot::clone(&shared.current.load()));
         Publisher {
             shared,
             spares: vec![spare],
             recent: VecDeque::new(),
             max_spares: max_spares.max(1),
+            faults,
         }
     }
 
@@ -293,6 +300,20 @@ impl<V: View<E>, E> Publisher<V, E> {
         None
     }
 
+    /// Under the `torn_publish` fault, the published state with only the
+    /// first half of `batch` applied, tagged with the batch's last position.
+    fn torn(&self, batch: &Batch<E>) -> Option<Arc<Snapshot<V>>> {
+        if !self.faults.torn_publish() || batch.len() < 2 {
+            return None;
+        }
+        let mut torn = Snapshot::clone(&self.shared.current.load());
+        for e in &batch[..batch.len() / 2] {
+            torn.apply(e);
+        }
+        torn.position = batch.last()?.position;
+        Some(Arc::new(torn))
+    }
+
     /// Takes the copy just replaced as a spare and forgets what no spare
     /// needs any more.
     fn retire(&mut self, old: Arc<Snapshot<V>>, batch: &Batch<E>) {
@@ -334,7 +355,16 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
         });
         match outcome {
             Ok((next, kept)) => {
-                let old = self.shared.current.swap(next);
+                let old = match self.torn(batch) {
+                    // The broken variant: a half-applied state is visible,
+                    // tagged with the batch's final position.
+                    Some(torn) => {
+                        let old = self.shared.current.swap(torn);
+                        drop(self.shared.current.swap(next));
+                        old
+                    }
+                    None => self.shared.current.swap(next),
+                };
                 self.retire(old, batch);
                 if let Some(snapshot) = kept {
                     self.shared.history.record(snapshot);

@@ -18,7 +18,7 @@ use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 /// Yielding as well helped an idle runtime little and, with more waiting
 /// writers than cores, gave the CPU to other waiters instead of the
 /// sequencer.
-const SPINS: u32 = 256;
+const SPINS: u32 = crate::sync::budget(256);
 
 /// The acknowledgement of an append: where its events landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -302,7 +302,7 @@ fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticke
 /// Why a command did not enter the queue.
 enum Refused<E> {
     /// The queue is full; the command comes back for a blocking retry.
-    Full(Box<Msg<E>>),
+    Full(#[cfg_attr(not(feature = "async"), allow(dead_code))] Box<Msg<E>>),
     Closed,
 }
 

@@ -1,10 +1,12 @@
 //! The in-memory event store: append-only chunks of write-once slots.
 
 use crate::event::Recorded;
+use crate::faults::Faults;
 use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 
 /// Slots per chunk. A chunk is allocated whole when the log reaches it.
-const CHUNK: usize = 1 << 14;
+/// Small under loom, where every slot is an object loom tracks.
+const CHUNK: usize = if cfg!(loom) { 4 } else { 1 << 14 };
 
 type Slot<E> = OnceLock<Arc<Recorded<E>>>;
 
@@ -32,13 +34,15 @@ pub(crate) type Directory<E> = Arc<Vec<Arc<Chunk<E>>>>;
 pub(crate) struct Slots<E> {
     dir: ArcSwap<Vec<Arc<Chunk<E>>>>,
     head: AtomicU64,
+    faults: Faults,
 }
 
 impl<E> Slots<E> {
-    pub(crate) fn new() -> Slots<E> {
+    pub(crate) fn new(faults: Faults) -> Slots<E> {
         Slots {
             dir: ArcSwap::from_pointee(Vec::new()),
             head: AtomicU64::new(0),
+            faults,
         }
     }
 
@@ -73,7 +77,12 @@ impl<E> Slots<E> {
         }
         // Release pairs with the Acquire load in `head`: the slots written
         // above are visible to whoever sees the new head.
-        self.head.store(last.position.0, Ordering::Release);
+        let order = if self.faults.relaxed_head() {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        self.head.store(last.position.0, order);
     }
 
     /// The head and a directory covering every position up to it.
@@ -123,7 +132,7 @@ mod tests {
 
     #[test]
     fn reads_across_chunk_boundaries() {
-        let slots = Slots::new();
+        let slots = Slots::new(Faults::default());
         let n = (CHUNK * 2 + 3) as u64;
         let batch: Vec<_> = (1..=n).map(rec).collect();
         slots.append(&batch[..10]);

@@ -1,0 +1,88 @@
+//! Helpers shared by the loom models in `tests/`.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release`.
+//! Each test file holds one test, which runs the model's broken variant (in a
+//! child process) and then the model itself.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const CHILD: &str = "RWLOG_LOOM_BROKEN";
+const CAUGHT: &str = "RWLOG_LOOM_CAUGHT";
+
+/// Runs a loom model and returns how many interleavings it explored.
+pub fn explore(model: impl Fn() + Sync + Send + 'static) -> usize {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    loom::model(move || {
+        seen.fetch_add(1, Ordering::Relaxed);
+        model();
+    });
+    count.load(Ordering::Relaxed)
+}
+
+static EXPLORED: AtomicUsize = AtomicUsize::new(0);
+static FIRST_PANIC: AtomicBool = AtomicBool::new(true);
+
+/// Runs the broken variant `name` of the model in test `test` and asserts
+/// that loom finds its bug: an assertion failure or a deadlock in some
+/// interleaving. Returns how many interleavings ran until then and what loom
+/// reported.
+///
+/// The variant runs in a child process (this test binary, re-run for this
+/// one test), because once loom reports, unwinding through rwlog's `Drop`
+/// code touches loom objects mid-panic and loom aborts the process. The
+/// child's panic hook reports the first failure before that can happen.
+/// In the child this function does not return.
+pub fn expect_caught(
+    test: &str,
+    name: &str,
+    model: impl Fn() + Sync + Send + 'static,
+) -> (usize, String) {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        std::panic::set_hook(Box::new(|info| {
+            if FIRST_PANIC.swap(false, Ordering::SeqCst) {
+                let message = info
+                    .payload_as_str()
+                    .unwrap_or("non-string panic")
+                    .replace('\n', " ");
+                eprintln!("{CAUGHT} {} {message}", EXPLORED.load(Ordering::SeqCst));
+            }
+        }));
+        loom::model(move || {
+            EXPLORED.fetch_add(1, Ordering::SeqCst);
+            model();
+        });
+        eprintln!("loom explored every interleaving without finding a bug");
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .expect("re-running the test binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(CAUGHT))
+        .unwrap_or_else(|| panic!("loom did not catch the broken variant `{name}`:\n{stderr}"));
+    assert!(
+        !out.status.success(),
+        "the broken variant `{name}` exited cleanly"
+    );
+    let (count, message) = report.trim().split_once(' ').unwrap_or((report.trim(), ""));
+    (count.parse().unwrap_or(0), message.to_owned())
+}
+
+/// Prints a model's interleaving count (shown with `--nocapture`).
+pub fn report(model: &str, variant: &str, interleavings: usize) {
+    println!("loom: {model:<24} {variant:<32} {interleavings:>7} interleavings");
+}
+
+/// Prints what loom reported for a broken variant.
+pub fn report_caught(model: &str, variant: &str, (interleavings, message): (usize, String)) {
+    let short: String = message.chars().take(70).collect();
+    println!("loom: {model:<24} {variant:<32} caught after {interleavings} interleavings: {short}");
+}
