@@ -96,6 +96,31 @@ pub enum Error {
     /// An I/O error (for example, the sequencer thread could not be started).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A file of the durable log or a snapshot is damaged: it was never
+    /// trusted, and nothing was skipped silently.
+    #[error("corrupt data in {} at byte {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: std::path::PathBuf,
+        /// Where in it the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An event or state could not be encoded or decoded.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The log holds an event of an older schema version and no upcaster is
+    /// registered for it.
+    #[error("event `{event_type}` at position {position} has schema version {schema_version}, and no upcaster is registered for it")]
+    NoUpcaster {
+        /// The stored event's type name.
+        event_type: String,
+        /// Its schema version.
+        schema_version: u32,
+        /// Its position.
+        position: Position,
+    },
     /// The sequencer thread panicked (a bug in rwlog: please report it).
     #[error("the sequencer thread panicked: {0}")]
     SequencerPanicked(String),

@@ -112,6 +112,7 @@ mod signal;
 mod snapshot;
 mod subscription;
 mod sync;
+mod upcast;
 pub mod view;
 mod writer;
 
@@ -148,6 +149,7 @@ pub mod __loom {
         }
     }
 }
+pub use log::file::{Durability, Storage};
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};

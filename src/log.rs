@@ -1,6 +1,7 @@
 //! The event log: every event ever appended, in order, readable without a
 //! lock while the sequencer appends.
 
+pub(crate) mod file;
 mod memory;
 
 use std::ops::{Bound, RangeBounds};

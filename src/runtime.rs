@@ -4,17 +4,25 @@ use std::fmt;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Timestamp};
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::event::{Event, Recorded, Timestamp};
 use crate::faults::Faults;
+use crate::log::file::{self, DirOptions, Storage};
 use crate::log::Log;
 use crate::position::Position;
 use crate::reader::{Reader, Timeline};
+use crate::sequencer::Durable;
 use crate::sequencer::{Gate, Msg, Sequencer};
 use crate::signal::Signal;
 use crate::snapshot;
 use crate::subscription::Subscription;
 use crate::sync::channel::{bounded, Receiver, Sender};
-use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
+use crate::upcast::Upcasters;
 use crate::view::{Publisher, Snapshot, View, ViewDriver, ViewShared, ViewStatus};
 use crate::writer::Writer;
 
@@ -26,6 +34,8 @@ pub(crate) struct Shared<E> {
     /// Set when the sequencer thread has ended: nothing is published again.
     pub(crate) exited: AtomicBool,
     pub(crate) stats: Counters,
+    /// Why the durable log failed, once it has.
+    pub(crate) storage_failure: OnceLock<String>,
 }
 
 /// Counters written by the sequencer only.
@@ -67,8 +77,24 @@ impl<E: Event> Timeline for Shared<E> {
     }
 }
 
+/// What a view needs to start: its settings, and the events recovered from
+/// disk (empty for an in-memory log) to catch up on.
+struct ViewSetup<'a, E> {
+    every: u64,
+    spares: usize,
+    faults: Faults,
+    recovered: &'a [Arc<Recorded<E>>],
+    /// The log directory, for views whose snapshots persist.
+    dir: Option<&'a Path>,
+}
+
 type ViewFactory<E> =
-    Box<dyn FnOnce(u64, usize, Faults) -> (Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>;
+    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>>;
+
+/// Opens a log directory: the recovered events and the segment writer.
+type Opener<E> = Box<
+    dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<(Vec<Arc<Recorded<E>>>, Box<dyn Durable<E>>)>,
+>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 pub struct Builder<E> {
@@ -79,6 +105,8 @@ pub struct Builder<E> {
     max_append: usize,
     spare_copies: usize,
     faults: Faults,
+    storage: Option<(DirOptions, Opener<E>)>,
+    upcasters: Upcasters<E>,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -93,6 +121,8 @@ impl<E> fmt::Debug for Builder<E> {
             .field("snapshot_every", &self.snapshot_every)
             .field("max_append", &self.max_append)
             .field("spare_copies", &self.spare_copies)
+            .field("storage", &self.storage.as_ref().map(|(d, _)| d))
+            .field("upcasters", &self.upcasters)
             .finish()
     }
 }
@@ -107,6 +137,8 @@ impl<E: Event> Builder<E> {
             max_append: 64 * 1024,
             spare_copies: 2,
             faults: Faults::default(),
+            storage: None,
+            upcasters: Upcasters::default(),
         }
     }
 
@@ -114,11 +146,16 @@ impl<E: Event> Builder<E> {
     pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let factory: ViewFactory<E> = Box::new(move |every, spares, faults| {
-            let shared = ViewShared::new(shared_name, initial, every);
-            let driver: Box<dyn ViewDriver<E>> =
-                Box::new(Publisher::<V, E>::new(Arc::clone(&shared), spares, faults));
-            (driver, shared as Arc<dyn ViewStatus>)
+        let factory: ViewFactory<E> = Box::new(move |setup| {
+            let shared = ViewShared::new(shared_name, initial, setup.every);
+            shared.recover(None, setup.recovered);
+            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
+                Arc::clone(&shared),
+                setup.spares,
+                setup.faults,
+                None,
+            ));
+            Ok((driver, shared as Arc<dyn ViewStatus>))
         });
         self.views.push((name, factory));
         self
@@ -197,22 +234,51 @@ impl<E: Event> Builder<E> {
                 return Err(Error::DuplicateView(name.clone()));
             }
         }
+        let (recovered, store, dir) = match self.storage {
+            Some((options, open)) => {
+                let started = std::time::Instant::now();
+                let (events, store) = open(&options, &self.upcasters)?;
+                tracing::info!(
+                    events = events.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "recovered the log"
+                );
+                (events, Some(store), Some(options.path))
+            }
+            None => (Vec::new(), None, None),
+        };
+        let log = Log::new(self.faults);
+        log.append(&recovered);
         let mut drivers = Vec::with_capacity(self.views.len());
         let mut views = Vec::with_capacity(self.views.len());
         for (_, factory) in self.views {
-            let (driver, status) = factory(self.snapshot_every, self.spare_copies, self.faults);
+            let (driver, status) = factory(ViewSetup {
+                every: self.snapshot_every,
+                spares: self.spare_copies,
+                faults: self.faults,
+                recovered: &recovered,
+                dir: dir.as_deref(),
+            })?;
             drivers.push(driver);
             views.push(status);
         }
+        drop(recovered);
         let (tx, rx) = bounded(self.queue_capacity);
         let shared = Arc::new(Shared {
-            log: Log::new(self.faults),
+            log,
             signal: Signal::new(self.faults),
             gate: Arc::new(Gate::new(self.faults)),
             exited: AtomicBool::new(false),
             stats: Counters::default(),
+            storage_failure: OnceLock::new(),
         });
-        let sequencer = Sequencer::new(rx.clone(), Arc::clone(&shared), drivers, self.max_batch);
+        let sequencer = Sequencer::new(
+            rx.clone(),
+            Arc::clone(&shared),
+            drivers,
+            self.max_batch,
+            store,
+        );
         let exit = ExitGuard {
             shared: Arc::clone(&shared),
             rx,
@@ -231,6 +297,111 @@ impl<E: Event> Builder<E> {
             thread: Mutex::new(Some(thread)),
             max_append: self.max_append,
         })
+    }
+}
+
+impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
+    /// Where the log lives: [`Storage::memory`] (the default) or
+    /// [`Storage::dir`]. With a directory, `build` recovers the log (verifying
+    /// every record), rebuilds the views from their newest valid snapshot
+    /// plus the log, and continues positions and stream versions.
+    ///
+    /// Errors from `build`: [`Error::Corrupt`] naming the damaged file and
+    /// offset, [`Error::NoUpcaster`], [`Error::Io`].
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage.dir.map(|options| {
+            let open: Opener<E> = Box::new(|options, upcasters| {
+                let recovered = file::open::<E>(options, upcasters)?;
+                let store: Box<dyn Durable<E>> = Box::new(recovered.writer);
+                Ok((recovered.events, store))
+            });
+            (options, open)
+        });
+        self
+    }
+
+    /// Registers how to read events stored with an older `schema_version`
+    /// of `E`: decode them as an `Old`, then turn that into an `E`. Used
+    /// whenever the log is read from disk, so replay, time travel and
+    /// subscriptions all see the current type.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use rwlog::{Event, Runtime};
+    ///
+    /// #[derive(Deserialize)]
+    /// enum AccountV1 { Deposited(u64) }
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// enum Account { Deposited { amount: u64, currency: String } }
+    /// impl Event for Account {
+    ///     const SCHEMA_VERSION: u32 = 2;
+    /// }
+    ///
+    /// let builder = Runtime::<Account>::builder().upcaster(1, |old: AccountV1| match old {
+    ///     AccountV1::Deposited(amount) => Account::Deposited { amount, currency: "EUR".into() },
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn upcaster<Old, F>(mut self, from_schema_version: u32, upcast: F) -> Self
+    where
+        Old: DeserializeOwned,
+        F: Fn(Old) -> E + Send + Sync + 'static,
+    {
+        self.upcasters.add(from_schema_version, upcast);
+        self
+    }
+
+    /// Registers a view whose snapshots are also written to the log's
+    /// directory (every [`snapshot_every`](Builder::snapshot_every) events:
+    /// temp file, fsync, rename, directory fsync), so that reopening starts
+    /// from the newest valid one instead of replaying the whole log. A
+    /// damaged snapshot is skipped in favour of an older one or a replay.
+    /// With an in-memory log this is [`view`](Builder::view).
+    ///
+    /// The name must be a plain file name: letters, digits, `-`, `_`, `.`.
+    pub fn persisted_view<V>(mut self, name: impl Into<String>, initial: V) -> Self
+    where
+        V: View<E> + Serialize + DeserializeOwned,
+    {
+        let name = name.into();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let factory: ViewFactory<E> = Box::new(move |setup| {
+            if !plain {
+                return Err(Error::Config(
+                    "a persisted view's name may use only letters, digits, '-', '_' and '.'",
+                ));
+            }
+            let shared = ViewShared::new(Arc::clone(&shared_name), initial, setup.every);
+            let snapshots = setup.dir.map(|d| snapshot::dir_of(d, &shared_name));
+            let head = setup
+                .recovered
+                .last()
+                .map_or(Position::ZERO, |e| e.position);
+            let base = match &snapshots {
+                Some(dir) => snapshot::load_newest::<V>(dir, head)?,
+                None => None,
+            };
+            shared.recover(base, setup.recovered);
+            let persist = snapshots.map(|dir| -> crate::view::Persist<V> {
+                Box::new(move |s: &Snapshot<V>| snapshot::write(&dir, s))
+            });
+            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
+                Arc::clone(&shared),
+                setup.spares,
+                setup.faults,
+                persist,
+            ));
+            Ok((driver, shared as Arc<dyn ViewStatus>))
+        });
+        self.views.push((name, factory));
+        self
     }
 }
 
@@ -438,6 +609,7 @@ impl<E: Event> Runtime<E> {
             },
             rejected: c.rejected.load(Ordering::Relaxed),
             queue_depth: self.tx.len(),
+            storage_failure: self.shared.storage_failure.get().cloned(),
             views: self
                 .views
                 .iter()
@@ -513,6 +685,9 @@ pub struct Stats {
     pub rejected: u64,
     /// Appends waiting in the queue right now.
     pub queue_depth: usize,
+    /// Why the durable log failed, if it has: the runtime then refuses
+    /// appends until reopened.
+    pub storage_failure: Option<String>,
     /// Each view's state.
     pub views: Vec<ViewStats>,
 }

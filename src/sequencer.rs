@@ -143,6 +143,19 @@ impl Gate {
 const SPINS: u32 = sync::budget(128);
 const YIELDS: u32 = sync::budget(64);
 
+/// Where the sequencer makes a batch durable before publishing it.
+pub(crate) trait Durable<E>: Send {
+    /// Writes (and, as configured, syncs) one batch. An error means the
+    /// batch may not be durable: it is not published or acknowledged.
+    fn append(&mut self, batch: &[Arc<Recorded<E>>]) -> std::io::Result<()>;
+}
+
+impl<E: Event + serde::Serialize> Durable<E> for crate::log::file::SegmentWriter {
+    fn append(&mut self, batch: &[Arc<Recorded<E>>]) -> std::io::Result<()> {
+        crate::log::file::SegmentWriter::append(self, batch)
+    }
+}
+
 /// The sequencer thread's state.
 pub(crate) struct Sequencer<E> {
     rx: Receiver<Msg<E>>,
@@ -154,6 +167,9 @@ pub(crate) struct Sequencer<E> {
     versions: HashMap<StreamId, u64, foldhash::fast::RandomState>,
     last_stamp: Timestamp,
     ids: ContextV7,
+    store: Option<Box<dyn Durable<E>>>,
+    /// Set once the store failed: every later append is refused.
+    failed: Option<(std::io::ErrorKind, String)>,
 }
 
 impl<E: Event> Sequencer<E> {
@@ -162,16 +178,36 @@ impl<E: Event> Sequencer<E> {
         shared: Arc<Shared<E>>,
         views: Vec<Box<dyn ViewDriver<E>>>,
         max_batch: usize,
+        store: Option<Box<dyn Durable<E>>>,
     ) -> Sequencer<E> {
+        // Continue where a recovered log left off.
+        let mut versions: HashMap<StreamId, u64, _> = HashMap::default();
+        let mut last_stamp = Timestamp::from_nanos(0);
+        for e in shared.log.read_all(..) {
+            versions.insert(e.stream.clone(), e.version);
+            last_stamp = e.recorded_at;
+        }
         Sequencer {
             rx,
             shared,
             views,
             max_batch,
-            versions: HashMap::default(),
-            last_stamp: Timestamp::from_nanos(0),
+            versions,
+            last_stamp,
             ids: ContextV7::new(),
+            store,
+            failed: None,
         }
+    }
+
+    /// The error every append gets once the store has failed.
+    fn storage_error(&self) -> Option<Error> {
+        self.failed.as_ref().map(|(kind, message)| {
+            Error::Io(std::io::Error::new(
+                *kind,
+                format!("the log could not be written ({message}); the runtime takes no more appends until reopened"),
+            ))
+        })
     }
 
     /// Runs until the shutdown marker (or until every sender is gone).
@@ -229,6 +265,13 @@ impl<E: Event> Sequencer<E> {
             return;
         }
         let _span = tracing::debug_span!("batch", commands = cmds.len()).entered();
+        if self.failed.is_some() {
+            for cmd in cmds.drain(..) {
+                let error = self.storage_error().unwrap_or(Error::Closed);
+                cmd.reply.send(Err(error));
+            }
+            return;
+        }
         let log = &self.shared.log;
         let stamp = Timestamp::now().max(self.last_stamp);
         self.last_stamp = stamp;
@@ -239,6 +282,8 @@ impl<E: Event> Sequencer<E> {
         let mut records = Vec::with_capacity(cmds.len());
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
+        // Versions to restore if the store fails to take the batch.
+        let mut undo: Vec<(StreamId, u64)> = Vec::new();
         for cmd in cmds.drain(..) {
             let current = self.versions.get(&cmd.stream).copied().unwrap_or(0);
             if !cmd.expected.matches(current) {
@@ -273,6 +318,9 @@ impl<E: Event> Sequencer<E> {
                 version: current + count,
                 count,
             };
+            if self.store.is_some() {
+                undo.push((cmd.stream.clone(), current));
+            }
             match self.versions.get_mut(&cmd.stream) {
                 Some(v) => *v = current + count,
                 None => {
@@ -284,6 +332,24 @@ impl<E: Event> Sequencer<E> {
 
         let appended = records.len() as u64;
         if appended > 0 {
+            if let Some(store) = &mut self.store {
+                if let Err(e) = store.append(&records) {
+                    tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
+                    for (stream, version) in undo.into_iter().rev() {
+                        self.versions.insert(stream, version);
+                    }
+                    let _ = self.shared.storage_failure.set(e.to_string());
+                    self.failed = Some((e.kind(), e.to_string()));
+                    for (reply, result) in acks {
+                        let result = match result {
+                            Ok(_) => Err(self.storage_error().unwrap_or(Error::Closed)),
+                            Err(e) => Err(e),
+                        };
+                        reply.send(result);
+                    }
+                    return;
+                }
+            }
             let batch: Batch<E> = records.into();
             log.append(&batch);
             for view in &mut self.views {

@@ -153,7 +153,49 @@ impl<V> ViewShared<V> {
     pub(crate) fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
     }
+
+    /// Brings the view up to the end of `events` (a recovered log) before
+    /// the sequencer starts: from `base` (a snapshot loaded from disk) if
+    /// given, else from the initial state. Keeps snapshots on the way as
+    /// publication would. A panicking `apply` fails the view, as it would
+    /// live.
+    pub(crate) fn recover<E>(&self, base: Option<Snapshot<V>>, events: &[Arc<Recorded<E>>])
+    where
+        V: View<E>,
+    {
+        if base.is_none() && events.is_empty() {
+            return;
+        }
+        let outcome = sync::catch_unwind(|| {
+            let mut state = match base {
+                Some(b) => {
+                    if b.position > Position::ZERO {
+                        self.history.record(b.clone());
+                    }
+                    b
+                }
+                None => Snapshot::clone(&self.current.load()),
+            };
+            let start = state.position;
+            for e in events.iter().filter(|e| e.position > start) {
+                state.apply(e);
+                if self.history.due(state.position) {
+                    self.history.record(state.clone());
+                }
+            }
+            state
+        });
+        match outcome {
+            Ok(state) => self.current.store(Arc::new(state)),
+            Err(payload) => {
+                let _ = self.failure.set(sync::panic_message(&*payload));
+            }
+        }
+    }
 }
+
+/// Writes a snapshot of a view to disk (persisted views only).
+pub(crate) type Persist<V> = Box<dyn Fn(&Snapshot<V>) -> std::io::Result<()> + Send>;
 
 /// The type-erased face of a view, for stats and lookups by name.
 pub(crate) trait ViewStatus: Send + Sync {
@@ -223,6 +265,7 @@ pub(crate) struct Publisher<V, E> {
     /// costs nothing as long as another is free.
     max_spares: usize,
     faults: Faults,
+    persist: Option<Persist<V>>,
 }
 
 impl<V: View<E>, E> Publisher<V, E> {
@@ -230,6 +273,7 @@ impl<V: View<E>, E> Publisher<V, E> {
         shared: Arc<ViewShared<V>>,
         max_spares: usize,
         faults: Faults,
+        persist: Option<Persist<V>>,
     ) -> Publisher<V, E> {
         let spare = Arc::new(Snapshot::clone(&shared.current.load()));
         Publisher {
@@ -238,6 +282,7 @@ impl<V: View<E>, E> Publisher<V, E> {
             recent: VecDeque::new(),
             max_spares: max_spares.max(1),
             faults,
+            persist,
         }
     }
 
@@ -367,6 +412,13 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                 };
                 self.retire(old, batch);
                 if let Some(snapshot) = kept {
+                    if let Some(persist) = &self.persist {
+                        // The batch is already durable; a snapshot that
+                        // fails to write costs only replay time on reopen.
+                        if let Err(e) = persist(&snapshot) {
+                            tracing::warn!(view = %self.shared.name, error = %e, "could not write a snapshot");
+                        }
+                    }
                     self.shared.history.record(snapshot);
                 }
             }
