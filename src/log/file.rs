@@ -74,6 +74,7 @@ pub(crate) struct DirOptions {
     pub(crate) segment_bytes: u64,
     pub(crate) max_record_bytes: u32,
     pub(crate) fail_after_writes: Option<u64>,
+    pub(crate) fail_sync_after: Option<u64>,
 }
 
 impl Storage {
@@ -92,6 +93,7 @@ impl Storage {
                 segment_bytes: 64 << 20,
                 max_record_bytes: 16 << 20,
                 fail_after_writes: None,
+                fail_sync_after: None,
             }),
         }
     }
@@ -122,12 +124,22 @@ impl Storage {
         self
     }
 
-    /// Fault injection for tests: the write or sync of the `n`-th batch
-    /// after opening fails as if the disk had failed.
+    /// Fault injection for tests: every write after the first `n` batches
+    /// fails, as if the disk had failed.
     #[doc(hidden)]
     pub fn fail_after_writes(mut self, n: u64) -> Storage {
         if let Some(d) = &mut self.dir {
             d.fail_after_writes = Some(n);
+        }
+        self
+    }
+
+    /// Fault injection for tests: after the first `n` batches, the write
+    /// succeeds but the sync fails.
+    #[doc(hidden)]
+    pub fn fail_sync_after(mut self, n: u64) -> Storage {
+        if let Some(d) = &mut self.dir {
+            d.fail_sync_after = Some(n);
         }
         self
     }
@@ -241,6 +253,13 @@ impl SegmentWriter {
         }
         self.file.write_all(&self.buf)?;
         self.len += self.buf.len() as u64;
+        if self
+            .options
+            .fail_sync_after
+            .is_some_and(|n| self.writes > n)
+        {
+            return Err(io::Error::other("injected fsync fault"));
+        }
         if self.options.durability == Durability::Fsync {
             self.file.sync_data()?;
         }

@@ -144,3 +144,38 @@ pub fn wait_for_head<E>(log: &rwlog::Log<E>, p: Position) {
         std::thread::yield_now();
     }
 }
+
+/// The same domain, serializable, for the durable log's tests.
+pub mod durable {
+    use std::collections::BTreeMap;
+
+    use rwlog::{Event, Recorded, View};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Put {
+        pub key: u64,
+        pub amount: i64,
+    }
+
+    impl Event for Put {}
+
+    /// key -> sum, persisted.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Totals(pub BTreeMap<u64, i64>);
+
+    impl View<Put> for Totals {
+        fn apply(&mut self, e: &Recorded<Put>) {
+            *self.0.entry(e.payload().key).or_default() += e.payload().amount;
+        }
+    }
+
+    /// The fold of a log, for comparison with the view.
+    pub fn fold<'a>(events: impl Iterator<Item = &'a Recorded<Put>>) -> Totals {
+        let mut t = Totals::default();
+        for e in events {
+            t.apply(e);
+        }
+        t
+    }
+}

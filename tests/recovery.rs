@@ -1,0 +1,459 @@
+//! Guarantee 2 on disk: with `Durability::Fsync`, an acknowledged append
+//! survives a crash; a torn write never corrupts what came before; damage is
+//! reported (file and offset), never silently skipped; a failed write is
+//! never acknowledged and stops the runtime's appends.
+
+#[path = "support/domain.rs"]
+mod domain;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use domain::durable::{fold, Put, Totals};
+use domain::Rng;
+use rwlog::{Durability, Error, Position, Runtime, Storage};
+
+const CHILD_DIR: &str = "RWLOG_CRASH_CHILD_DIR";
+
+fn open_with(dir: &Path, storage: impl FnOnce(Storage) -> Storage) -> rwlog::Result<Runtime<Put>> {
+    Runtime::<Put>::builder()
+        .storage(storage(Storage::dir(dir).durability(Durability::Fsync)))
+        .persisted_view("totals", Totals::default())
+        .snapshot_every(64)
+        .build()
+}
+
+fn open(dir: &Path) -> rwlog::Result<Runtime<Put>> {
+    open_with(dir, |s| s.segment_bytes(4096))
+}
+
+/// Checks everything recovery promises about a reopened log.
+fn check_log(rt: &Runtime<Put>) {
+    let events: Vec<_> = rt.log().read_all(..).collect();
+    assert_eq!(rt.head(), Position(events.len() as u64));
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e.position(),
+            Position(i as u64 + 1),
+            "positions are contiguous from 1"
+        );
+        let v = versions.entry(e.stream().to_string()).or_default();
+        *v += 1;
+        assert_eq!(e.version(), *v, "stream versions are contiguous");
+    }
+    let view = rt.reader::<Totals>("totals").unwrap().latest().into_arc();
+    assert_eq!(
+        view.position(),
+        rt.head(),
+        "the view caught up with the log"
+    );
+    assert_eq!(
+        **view,
+        fold(events.iter().map(|e| &**e)),
+        "the view equals the fold of the log"
+    );
+}
+
+/// The child of the crash test: appends from 3 threads until killed,
+/// printing every acknowledged append.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let rt = open(Path::new(&dir)).expect("the child opens the log");
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let w = rt.writer();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let stream = format!("s{}", (t + i) % 5);
+                    let ack = w
+                        .append(
+                            stream.as_str(),
+                            Put {
+                                key: i % 17,
+                                amount: t as i64 + 1,
+                            },
+                        )
+                        .expect("append");
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ACK {} {stream} {}", ack.position, ack.version).expect("stdout");
+                    out.flush().expect("stdout");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+#[test]
+fn acknowledged_appends_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng(0x5eed_1234);
+    let mut acked_total = 0;
+    for round in 0..20 {
+        let mut child = Command::new(&exe)
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Kill after a random number of acknowledgements (or a time limit).
+        let wanted = 1 + rng.below(400) as usize;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lines = BufReader::new(stdout).lines();
+        let mut acked: Vec<(u64, String, u64)> = Vec::new();
+        while acked.len() < wanted && Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("ACK ") {
+                        let mut f = rest.split(' ');
+                        let p = f.next().unwrap().parse().unwrap();
+                        let s = f.next().unwrap().to_owned();
+                        let v = f.next().unwrap().parse().unwrap();
+                        acked.push((p, s, v));
+                    }
+                }
+                _ => break,
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+                               // Acknowledgements printed before the kill are still in the pipe.
+        for line in lines.map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let mut f = rest.split(' ');
+                let (Some(p), Some(s), Some(v)) = (f.next(), f.next(), f.next()) else {
+                    continue;
+                };
+                if let (Ok(p), Ok(v)) = (p.parse(), v.parse()) {
+                    acked.push((p, s.to_owned(), v));
+                }
+            }
+        }
+        child.wait().unwrap();
+
+        let rt =
+            open(dir.path()).unwrap_or_else(|e| panic!("round {round}: reopening failed: {e}"));
+        for (p, s, v) in &acked {
+            let e = rt.log().get(Position(*p)).unwrap_or_else(|| {
+                panic!(
+                    "round {round}: acked position {p} is missing (head {})",
+                    rt.head()
+                )
+            });
+            assert_eq!(
+                (e.stream().as_str(), e.version()),
+                (s.as_str(), *v),
+                "round {round}: position {p}"
+            );
+        }
+        check_log(&rt);
+        let head = rt.head();
+        let next = rt
+            .writer()
+            .append("after", Put { key: 1, amount: 1 })
+            .unwrap();
+        assert_eq!(
+            next.position,
+            head.next(),
+            "round {round}: appends continue after the reopen"
+        );
+        rt.shutdown().unwrap();
+        acked_total += acked.len();
+    }
+    assert!(
+        acked_total > 20,
+        "the children acknowledged too little to test anything"
+    );
+}
+
+/// Writes `n` single-event batches and shuts down.
+fn write_events(dir: &Path, n: u64) {
+    let rt = open(dir).unwrap();
+    let w = rt.writer();
+    for i in 0..n {
+        w.append(
+            format!("s{}", i % 3),
+            Put {
+                key: i % 5,
+                amount: i as i64,
+            },
+        )
+        .unwrap();
+    }
+    rt.shutdown().unwrap();
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Byte offsets of the frames of a segment.
+fn frames(path: &Path) -> Vec<usize> {
+    let data = fs::read(path).unwrap();
+    let mut offsets = Vec::new();
+    let mut off = 20;
+    while off + 8 <= data.len() {
+        offsets.push(off);
+        let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+        off += 8 + len;
+    }
+    offsets
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn expect_corrupt(dir: &Path, file: &Path, offset: Option<u64>) {
+    match open(dir) {
+        Err(Error::Corrupt {
+            file: f,
+            offset: o,
+            reason,
+        }) => {
+            assert_eq!(f.file_name(), file.file_name(), "{reason}");
+            if let Some(offset) = offset {
+                assert_eq!(o, offset, "{reason}");
+            }
+        }
+        Err(e) => panic!("expected Corrupt naming {}, got {e}", file.display()),
+        Ok(rt) => panic!("a damaged log opened, head {}", rt.head()),
+    }
+}
+
+#[test]
+fn a_cut_last_record_loses_only_that_record_at_every_offset() {
+    let base = tempfile::tempdir().unwrap();
+    write_events(base.path(), 9);
+    let last = segments(base.path()).pop().unwrap();
+    let before = fs::metadata(&last).unwrap().len();
+    write_events_more(base.path(), 1);
+    let after = fs::metadata(&last).unwrap().len();
+    assert!(after > before);
+    for cut in before..after {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), dir.path());
+        let seg = dir.path().join(last.file_name().unwrap());
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let rt = open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(rt.head(), Position(9), "cut at {cut}");
+        check_log(&rt);
+        // The torn bytes were cut off: a new append lands cleanly.
+        rt.writer().append("x", Put { key: 0, amount: 1 }).unwrap();
+        rt.shutdown().unwrap();
+        drop(rt);
+        let again = open(dir.path()).unwrap();
+        assert_eq!(again.head(), Position(10), "cut at {cut}");
+        check_log(&again);
+    }
+}
+
+fn write_events_more(dir: &Path, n: u64) {
+    let rt = open(dir).unwrap();
+    let w = rt.writer();
+    for i in 0..n {
+        w.append("more", Put { key: i, amount: 1 }).unwrap();
+    }
+    rt.shutdown().unwrap();
+}
+
+#[test]
+fn a_flipped_bit_is_corruption_naming_file_and_offset() {
+    let base = tempfile::tempdir().unwrap();
+    write_events(base.path(), 200);
+    let segs = segments(base.path());
+    assert!(
+        segs.len() >= 3,
+        "the test needs several segments, got {}",
+        segs.len()
+    );
+    for (which, seg) in [("middle", &segs[1]), ("last", &segs[segs.len() - 1])] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), dir.path());
+        let path = dir.path().join(seg.file_name().unwrap());
+        let offsets = frames(&path);
+        let frame = offsets[offsets.len() / 2 - 1];
+        let mut data = fs::read(&path).unwrap();
+        data[frame + 12] ^= 0x10;
+        fs::write(&path, &data).unwrap();
+        eprintln!("{which}: flipped a bit in the frame at {frame}");
+        expect_corrupt(dir.path(), &path, Some(frame as u64));
+    }
+}
+
+#[test]
+fn a_zero_filled_tail_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 30);
+    let last = segments(dir.path()).pop().unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&last).unwrap();
+    f.write_all(&[0u8; 300]).unwrap();
+    drop(f);
+    let rt = open(dir.path()).unwrap();
+    assert_eq!(rt.head(), Position(30));
+    check_log(&rt);
+    rt.writer().append("x", Put { key: 0, amount: 1 }).unwrap();
+    rt.shutdown().unwrap();
+    drop(rt);
+    assert_eq!(open(dir.path()).unwrap().head(), Position(31));
+}
+
+#[test]
+fn a_garbage_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 10);
+    let garbage = dir.path().join(format!("{:020}.seg", 11));
+    let mut rng = Rng(99);
+    let bytes: Vec<u8> = (0..500).map(|_| rng.next() as u8).collect();
+    fs::write(&garbage, bytes).unwrap();
+    expect_corrupt(dir.path(), &garbage, Some(0));
+    // A file that is not a segment is left alone.
+    fs::remove_file(&garbage).unwrap();
+    fs::write(dir.path().join("notes.txt"), "not a segment").unwrap();
+    assert_eq!(open(dir.path()).unwrap().head(), Position(10));
+}
+
+#[test]
+fn a_huge_length_prefix_is_an_error_not_an_allocation() {
+    for which in ["middle", "last frame"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_events(dir.path(), 12);
+        let last = segments(dir.path()).pop().unwrap();
+        let offsets = frames(&last);
+        let frame = if which == "middle" {
+            offsets[offsets.len() / 2]
+        } else {
+            *offsets.last().unwrap()
+        };
+        let mut data = fs::read(&last).unwrap();
+        data[frame..frame + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        fs::write(&last, &data).unwrap();
+        expect_corrupt(dir.path(), &last, Some(frame as u64));
+    }
+}
+
+#[test]
+fn a_missing_middle_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 200);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3);
+    fs::remove_file(&segs[1]).unwrap();
+    expect_corrupt(dir.path(), &segs[2], Some(0));
+}
+
+#[test]
+fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 300);
+    let snaps = dir.path().join("snapshots").join("totals");
+    let mut files: Vec<_> = fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 2,
+        "expected several snapshots, got {files:?}"
+    );
+    let newest = files.last().unwrap();
+    let mut data = fs::read(newest).unwrap();
+    let n = data.len();
+    data[n - 3] ^= 0xFF;
+    fs::write(newest, &data).unwrap();
+    let rt = open(dir.path()).unwrap();
+    check_log(&rt);
+    // Every snapshot damaged: a full replay, still correct.
+    drop(rt);
+    for f in &files {
+        fs::write(f, b"garbage").unwrap();
+    }
+    let rt = open(dir.path()).unwrap();
+    assert_eq!(rt.head(), Position(300));
+    check_log(&rt);
+}
+
+#[test]
+fn a_failed_write_or_sync_is_never_acked_and_stops_appends() {
+    for sync_fails in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = open_with(dir.path(), |s| {
+            if sync_fails {
+                s.fail_sync_after(3)
+            } else {
+                s.fail_after_writes(3)
+            }
+        })
+        .unwrap();
+        let w = rt.writer();
+        for i in 0..3 {
+            assert_eq!(
+                w.append("s", Put { key: i, amount: 1 }).unwrap().position,
+                Position(i + 1)
+            );
+        }
+        match w.append("s", Put { key: 9, amount: 1 }) {
+            Err(Error::Io(e)) => assert!(e.to_string().contains("could not be written"), "{e}"),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        // No later append is trusted to a store that failed.
+        assert!(matches!(
+            w.append("s", Put { key: 10, amount: 1 }),
+            Err(Error::Io(_))
+        ));
+        assert!(matches!(
+            w.append("t", Put { key: 10, amount: 1 }),
+            Err(Error::Io(_))
+        ));
+        assert_eq!(rt.head(), Position(3));
+        assert_eq!(
+            rt.reader::<Totals>("totals").unwrap().latest().position(),
+            Position(3)
+        );
+        assert!(rt.stats().storage_failure.is_some());
+        rt.shutdown().unwrap();
+        drop(rt);
+        // Reopened without the fault: what was acked is there, and appends go on.
+        let rt = open(dir.path()).unwrap();
+        assert!(rt.head() >= Position(3));
+        assert!(rt
+            .log()
+            .read_all(..)
+            .take(3)
+            .all(|e| e.payload().amount == 1));
+        check_log(&rt);
+        let next = rt.writer().append("s", Put { key: 1, amount: 1 }).unwrap();
+        assert_eq!(next.position, rt.head());
+    }
+}
