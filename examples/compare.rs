@@ -81,6 +81,12 @@ enum Work {
     Replay,
     /// rwlog only: `view_at` a random position, snapshots every 100k.
     TimeTravel,
+    /// rwlog only: appends through `submit` to a log on disk with
+    /// `Durability::Fsync`.
+    DurableWrites { writers: usize },
+    /// rwlog only: reopen a 1M-event log on disk (verify every frame,
+    /// decode, rebuild the view).
+    Recovery,
 }
 
 struct Scenario {
@@ -99,6 +105,7 @@ struct Sample {
     p50_ns: Option<f64>,
     p99_ns: Option<f64>,
     p999_ns: Option<f64>,
+    events_per_fsync: Option<f64>,
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -189,6 +196,18 @@ fn scenarios() -> Vec<Scenario> {
         threads: "1",
         work: Work::Replay,
         contenders: vec![(Kind::Rwlog, "rwlog view_at(head), no snapshots")],
+    });
+    v.push(Scenario {
+        name: "durable_writes_2w",
+        threads: "2w",
+        work: Work::DurableWrites { writers: 2 },
+        contenders: vec![(Kind::Rwlog, "rwlog submit, Fsync")],
+    });
+    v.push(Scenario {
+        name: "recovery",
+        threads: "1",
+        work: Work::Recovery,
+        contenders: vec![(Kind::Rwlog, "rwlog reopen 1M events")],
     });
     v.push(Scenario {
         name: "time_travel",
@@ -350,6 +369,8 @@ fn measure(
                 ..Sample::default()
             }
         }
+        (Work::DurableWrites { writers }, _) => durable_writes(*writers, budget.window),
+        (Work::Recovery, _) => recovery(budget.log_events),
         (Work::TimeTravel, Some(rt)) => {
             let mut keys = Keys::new(3);
             let mut h = histogram();
@@ -576,6 +597,94 @@ fn append_latency(saturating: bool, window: Duration) -> Sample {
     s
 }
 
+/// A log on disk under a temporary directory, removed afterwards.
+fn durable_runtime(dir: &std::path::Path) -> rwlog::Runtime<Set> {
+    rwlog::Runtime::<Set>::builder()
+        .storage(rwlog::Storage::dir(dir).durability(rwlog::Durability::Fsync))
+        .view("kv", Kv(contenders::prefilled()))
+        .build()
+        .expect("durable runtime")
+}
+
+fn durable_writes(writers: usize, window: Duration) -> Sample {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = durable_runtime(dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|i| {
+            let (w, stop) = (rt.writer(), Arc::clone(&stop));
+            thread::spawn(move || {
+                let stream = StreamId::from(format!("w{i}"));
+                let mut keys = Keys::new(i as u64 + 1);
+                let (mut n, mut last) = (0u64, None);
+                while !stop.load(Ordering::Relaxed) {
+                    last = Some(
+                        w.submit(
+                            &stream,
+                            Set {
+                                key: keys.next(),
+                                value: n,
+                            },
+                        )
+                        .expect("submit"),
+                    );
+                    n += 1;
+                }
+                if let Some(t) = last {
+                    t.wait().expect("ack");
+                }
+                n
+            })
+        })
+        .collect();
+    thread::sleep(window);
+    stop.store(true, Ordering::Relaxed);
+    let n: u64 = handles.into_iter().map(|h| h.join().expect("writer")).sum();
+    let secs = t0.elapsed().as_secs_f64();
+    let stats = rt.stats();
+    Sample {
+        writes_per_s: Some(n as f64 / secs),
+        events_per_fsync: Some(stats.mean_batch),
+        ..Sample::default()
+    }
+}
+
+fn recovery(events: u64) -> Sample {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let rt = durable_runtime(dir.path());
+        let w = rt.writer();
+        let stream = StreamId::from("history");
+        let mut keys = Keys::new(11);
+        let mut last = None;
+        for i in 0..events {
+            last = Some(
+                w.submit(
+                    &stream,
+                    Set {
+                        key: keys.next(),
+                        value: i,
+                    },
+                )
+                .expect("submit"),
+            );
+        }
+        if let Some(t) = last {
+            t.wait().expect("ack");
+        }
+    }
+    let t = Instant::now();
+    let rt = durable_runtime(dir.path());
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(rt.head().0, events);
+    Sample {
+        events_per_s: Some(events as f64 / secs),
+        p50_ns: Some(secs * 1e9),
+        ..Sample::default()
+    }
+}
+
 fn median(runs: &[Sample]) -> Sample {
     let pick = |f: fn(&Sample) -> Option<f64>| {
         let mut v: Vec<f64> = runs.iter().filter_map(f).collect();
@@ -589,6 +698,7 @@ fn median(runs: &[Sample]) -> Sample {
         p50_ns: pick(|s| s.p50_ns),
         p99_ns: pick(|s| s.p99_ns),
         p999_ns: pick(|s| s.p999_ns),
+        events_per_fsync: pick(|s| s.events_per_fsync),
     }
 }
 
@@ -628,6 +738,7 @@ impl Row {
             "p99_ns": m.p99_ns,
             "p999_ns": m.p999_ns,
             "ratio_vs_std_rwlock": self.ratio.map(|r| (r * 1000.0).round() / 1000.0),
+            "events_per_fsync": m.events_per_fsync.map(|e| (e * 10.0).round() / 10.0),
         })
         .to_string()
     }
@@ -681,7 +792,7 @@ fn print_table(rows: &[Row], took: Duration, quick: bool) {
     println!("×std = the scenario's headline (reads/s; writes/s for writes_*; 1/p99.9 for read_latency_1w) over std RwLock's: higher is better.");
     println!("rwlog write rates count events sequenced, logged and applied to the view.\n");
     let header = format!(
-        "{:<16} {:<38} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "{:<18} {:<38} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "scenario", "contender", "threads", "reads/s", "writes/s", "p50", "p99", "p99.9", "×std"
     );
     println!("{header}");
@@ -695,7 +806,7 @@ fn print_table(rows: &[Row], took: Duration, quick: bool) {
         let m = &r.median;
         let writes = m.writes_per_s.or(m.events_per_s);
         println!(
-            "{:<16} {:<38} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "{:<18} {:<38} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
             r.scenario,
             r.contender,
             r.threads,
@@ -707,7 +818,14 @@ fn print_table(rows: &[Row], took: Duration, quick: bool) {
             r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
         );
     }
-    println!("\nreplay reports events/s in the writes/s column and its one-shot time as p50.");
+    println!("\nreplay and recovery report events/s in the writes/s column and their one-shot time as p50.");
+    for r in rows.iter().filter(|r| r.median.events_per_fsync.is_some()) {
+        println!(
+            "{}: {:.1} events per fsync (one write + one fdatasync per batch).",
+            r.scenario,
+            r.median.events_per_fsync.unwrap_or_default()
+        );
+    }
     println!();
 }
 

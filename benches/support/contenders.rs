@@ -31,7 +31,7 @@ pub fn prefilled() -> Map {
 }
 
 /// rwlog's event: set a key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Set {
     pub key: u64,
     pub value: u64,
