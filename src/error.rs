@@ -6,6 +6,30 @@ use crate::position::{Expected, Position, StreamId};
 
 /// Everything that can go wrong in rwlog. A call that returns an error has
 /// changed nothing: a rejected append is not in the log.
+///
+/// ```
+/// use rwlog::{Error, Event, Expected, Runtime};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+/// #[derive(Clone, Default)]
+/// struct Count(u64);
+/// impl rwlog::View<Tick> for Count {
+///     fn apply(&mut self, _: &rwlog::Recorded<Tick>) { self.0 += 1 }
+/// }
+///
+/// let rt = Runtime::<Tick>::builder().build()?;
+/// let w = rt.writer();
+/// match w.append_expecting("t", Expected::Exists, [Tick]) {
+///     Err(Error::Conflict { actual, .. }) => assert_eq!(actual, 0),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(rt.reader::<Count>("nope"), Err(Error::UnknownView { .. })));
+/// rt.shutdown()?;
+/// assert!(matches!(w.append("t", Tick), Err(Error::Closed)));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

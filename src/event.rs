@@ -242,6 +242,24 @@ impl<E> From<E> for NewEvent<E> {
 ///
 /// Invariant: `position` and `version` were assigned by the sequencer and
 /// never change; `recorded_at` is non-decreasing along the log.
+///
+/// ```
+/// use rwlog::{Event, Metadata, NewEvent, Position, Runtime};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Opened;
+/// impl Event for Opened {}
+///
+/// let rt = Runtime::<Opened>::builder().build()?;
+/// rt.writer_named("teller-1").append("acct-9", NewEvent::new(Opened).metadata(Metadata::new().with("why", "demo")))?;
+/// let e = rt.log().get(Position(1)).unwrap();
+/// assert_eq!((e.position(), e.stream().as_str(), e.version()), (Position(1), "acct-9", 1));
+/// assert_eq!(e.payload(), &Opened);
+/// assert_eq!(e.metadata().writer_id.as_deref(), Some("teller-1"));
+/// assert_eq!(e.metadata().get("why"), Some("demo"));
+/// assert_eq!(e.id().get_version_num(), 7);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Recorded<E> {
     pub(crate) position: Position,

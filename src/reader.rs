@@ -58,8 +58,30 @@ impl Staleness {
 /// state.
 ///
 /// Hold it briefly: while it is held, the sequencer cannot reuse this copy
-/// and, after a bounded wait, clones the state instead. To keep a snapshot
-/// for long, take it out with [`into_arc`](SnapshotRef::into_arc).
+/// and uses another spare (or, if all are held, clones the state). To keep
+/// a snapshot for long, take it out with [`into_arc`](SnapshotRef::into_arc).
+///
+/// ```
+/// use rwlog::{Event, Recorded, Runtime, View};
+///
+/// #[derive(Clone)]
+/// struct Add(i64);
+/// impl Event for Add {}
+/// #[derive(Clone, Default)]
+/// struct Sum(i64);
+/// impl View<Add> for Sum {
+///     fn apply(&mut self, e: &Recorded<Add>) { self.0 += e.payload().0 }
+/// }
+///
+/// let rt = Runtime::<Add>::builder().view("sum", Sum::default()).build()?;
+/// let r = rt.reader::<Sum>("sum")?;
+/// rt.writer().append("n", Add(2))?;
+/// let kept = r.latest().into_arc();          // an owned, immutable snapshot
+/// rt.writer().append("n", Add(3))?;
+/// assert_eq!((kept.position().0, kept.0), (1, 2)); // unchanged
+/// assert_eq!(r.latest().0, 5);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 pub struct SnapshotRef<V>(Guard<Snapshot<V>>);
 
 impl<V> SnapshotRef<V> {
@@ -281,6 +303,29 @@ fn nanos(d: Duration) -> u64 {
 }
 
 /// A per-thread reader for hot loops, from [`Reader::cached`].
+///
+/// ```
+/// use rwlog::{Event, Recorded, Runtime, View};
+///
+/// #[derive(Clone)]
+/// struct Add(i64);
+/// impl Event for Add {}
+/// #[derive(Clone, Default)]
+/// struct Sum(i64);
+/// impl View<Add> for Sum {
+///     fn apply(&mut self, e: &Recorded<Add>) { self.0 += e.payload().0 }
+/// }
+///
+/// let rt = Runtime::<Add>::builder().view("sum", Sum::default()).build()?;
+/// let mut hot = rt.reader::<Sum>("sum")?.cached();
+/// let mut total = 0;
+/// for _ in 0..1000 {
+///     total += hot.load().0; // a pointer compare while nothing changes
+/// }
+/// rt.writer().append("n", Add(4))?;
+/// assert_eq!((total, hot.load().0), (0, 4));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 ///
 /// [`load`](CachedReader::load) keeps a reference to the last snapshot it saw
 /// and only re-loads when the view has published a newer one, so repeated

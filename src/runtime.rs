@@ -97,6 +97,23 @@ type Opener<E> = Box<
 >;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
+///
+/// ```
+/// use rwlog::{Event, Runtime, Error};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder()
+///     .max_batch(256)
+///     .queue_capacity(4096)
+///     .snapshot_every(10_000)
+///     .build()?;
+/// assert!(rt.writer().append("t", Tick).is_ok());
+/// assert!(matches!(Runtime::<Tick>::builder().max_batch(0).build(), Err(Error::Config(_))));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 pub struct Builder<E> {
     views: Vec<(String, ViewFactory<E>)>,
     max_batch: usize,
@@ -670,6 +687,26 @@ impl<E: Event> Drop for Runtime<E> {
 }
 
 /// A picture of the runtime's counters, from [`Runtime::stats`].
+///
+/// ```
+/// use rwlog::{Event, Recorded, Runtime, View};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+/// #[derive(Clone, Default)]
+/// struct Count(u64);
+/// impl View<Tick> for Count {
+///     fn apply(&mut self, _: &Recorded<Tick>) { self.0 += 1 }
+/// }
+///
+/// let rt = Runtime::<Tick>::builder().view("count", Count::default()).build()?;
+/// rt.writer().append_batch("t", [Tick, Tick, Tick])?;
+/// let stats = rt.stats();
+/// assert_eq!((stats.appended, stats.batches, stats.mean_batch), (3, 1, 3.0));
+/// assert_eq!(stats.views[0].position.0, 3);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -67,6 +67,26 @@ pub trait View<E>: Clone + Send + Sync + 'static {
 /// exactly the fold of events `1..=position` over the view's initial state.
 ///
 /// Derefs to the state, so `snapshot.len()` calls the state's method.
+///
+/// ```
+/// use rwlog::{Event, Position, Recorded, Runtime, View};
+///
+/// #[derive(Clone)]
+/// struct Word(&'static str);
+/// impl Event for Word {}
+/// #[derive(Clone, Default)]
+/// struct Words(Vec<&'static str>);
+/// impl View<Word> for Words {
+///     fn apply(&mut self, e: &Recorded<Word>) { self.0.push(e.payload().0) }
+/// }
+///
+/// let rt = Runtime::<Word>::builder().view("words", Words::default()).build()?;
+/// rt.writer().append_batch("w", [Word("a"), Word("b")])?;
+/// let then = rt.view_at::<Words>("words", Position(1))?;
+/// assert_eq!((then.position(), then.0.len()), (Position(1), 1)); // deref to Words
+/// assert_eq!(then.into_state().0, ["a"]);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Snapshot<V> {
     pub(crate) position: Position,

@@ -21,6 +21,21 @@ use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 const SPINS: u32 = crate::sync::budget(256);
 
 /// The acknowledgement of an append: where its events landed.
+///
+/// ```
+/// use rwlog::{Event, Runtime};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder().build()?;
+/// rt.writer().append("other", Tick)?;
+/// let a = rt.writer().append_batch("t", [Tick, Tick, Tick])?;
+/// assert_eq!((a.first_position().0, a.position.0, a.count), (2, 4, 3));
+/// assert_eq!((a.first_version(), a.version), (1, 3));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Appended {
@@ -337,6 +352,23 @@ impl Shared {
 
 /// The pending acknowledgement of a submitted append. Wait on it with
 /// [`wait`](Ticket::wait), or `.await` it.
+///
+/// ```
+/// use std::time::Duration;
+/// use rwlog::{Event, Runtime};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder().build()?;
+/// let w = rt.writer();
+/// let tickets: Vec<_> = (0..10).map(|_| w.submit("t", Tick)).collect::<Result<_, _>>()?;
+/// // One writer's appends are sequenced in order: the last ack covers all.
+/// let last = tickets.into_iter().last().unwrap();
+/// assert_eq!(last.wait_timeout(Duration::from_secs(10)).unwrap()?.position.0, 10);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 pub struct Ticket {
     shared: Arc<Shared>,
 }
