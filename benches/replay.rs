@@ -6,31 +6,15 @@ mod contenders;
 
 use std::hint::black_box;
 
-use contenders::{kv_runtime, Keys, Kv, Set};
+use contenders::{fill, kv_runtime, Keys, Kv, Set};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rwlog::{Position, Runtime, StreamId};
+use rwlog::{Position, Runtime};
 
 const EVENTS: u64 = 1_000_000;
 
 fn filled(snapshot_every: u64) -> Runtime<Set> {
     let rt = kv_runtime(snapshot_every);
-    let w = rt.writer();
-    let stream = StreamId::from("history");
-    let mut keys = Keys::new(7);
-    let mut last = None;
-    for i in 0..EVENTS {
-        last = Some(
-            w.submit(
-                &stream,
-                Set {
-                    key: keys.next(),
-                    value: i,
-                },
-            )
-            .expect("submit"),
-        );
-    }
-    last.expect("events").wait().expect("ack");
+    fill(&rt, EVENTS, 7);
     rt
 }
 

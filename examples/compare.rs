@@ -24,7 +24,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use contenders::{kv_runtime, Contender, Keys, Kind, Kv, Set, KEYS};
+use contenders::{fill, kv_runtime, Contender, Keys, Kind, Kv, Set, KEYS};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rwlog::{Position, StreamId};
@@ -318,25 +318,7 @@ fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> Option<rwlo
         s.name, budget.log_events
     ));
     let rt = kv_runtime(every);
-    let w = rt.writer();
-    let stream = StreamId::from("history");
-    let mut keys = Keys::new(7);
-    let mut last = None;
-    for i in 0..budget.log_events {
-        last = Some(
-            w.submit(
-                &stream,
-                Set {
-                    key: keys.next(),
-                    value: i,
-                },
-            )
-            .expect("submit"),
-        );
-    }
-    if let Some(t) = last {
-        t.wait().expect("ack");
-    }
+    fill(&rt, budget.log_events, 7);
     Some(rt)
 }
 
@@ -654,25 +636,7 @@ fn recovery(events: u64) -> Sample {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let rt = durable_runtime(dir.path());
-        let w = rt.writer();
-        let stream = StreamId::from("history");
-        let mut keys = Keys::new(11);
-        let mut last = None;
-        for i in 0..events {
-            last = Some(
-                w.submit(
-                    &stream,
-                    Set {
-                        key: keys.next(),
-                        value: i,
-                    },
-                )
-                .expect("submit"),
-            );
-        }
-        if let Some(t) = last {
-            t.wait().expect("ack");
-        }
+        fill(&rt, events, 11);
     }
     let t = Instant::now();
     let rt = durable_runtime(dir.path());

@@ -59,6 +59,25 @@ pub fn kv_runtime(snapshot_every: u64) -> Runtime<Set> {
         .expect("runtime")
 }
 
+/// Appends `events` random sets to one stream through `submit` and waits
+/// until the last is acknowledged (so all are).
+pub fn fill(rt: &Runtime<Set>, events: u64, seed: u64) {
+    let w = rt.writer();
+    let stream = StreamId::from("history");
+    let mut keys = Keys::new(seed);
+    let mut last = None;
+    for i in 0..events {
+        let set = Set {
+            key: keys.next(),
+            value: i,
+        };
+        last = Some(w.submit(&stream, set).expect("submit"));
+    }
+    if let Some(t) = last {
+        t.wait().expect("ack");
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// rwlog, writes through `Writer::submit` (acknowledged in bulk at the end).
