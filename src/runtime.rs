@@ -124,6 +124,7 @@ pub struct Builder<E> {
     faults: Faults,
     storage: Option<(DirOptions, Opener<E>)>,
     upcasters: Upcasters<E>,
+    dedupe_window: usize,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -156,6 +157,7 @@ impl<E: Event> Builder<E> {
             faults: Faults::default(),
             storage: None,
             upcasters: Upcasters::default(),
+            dedupe_window: 65_536,
         }
     }
 
@@ -218,6 +220,17 @@ impl<E: Event> Builder<E> {
     #[cfg(loom)]
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// How many recent appends are remembered for idempotence (default
+    /// 65536; 0 turns it off). An append whose first event carries an id
+    /// (given with [`NewEvent::with_id`](crate::NewEvent::with_id)) that a
+    /// remembered append also carried is not written again: it is
+    /// acknowledged with the original append's position and version. After
+    /// a reopen, the newest `n` events are remembered one by one.
+    pub fn dedupe_window(mut self, n: usize) -> Self {
+        self.dedupe_window = n;
         self
     }
 
@@ -295,6 +308,7 @@ impl<E: Event> Builder<E> {
             drivers,
             self.max_batch,
             store,
+            self.dedupe_window,
         );
         let exit = ExitGuard {
             shared: Arc::clone(&shared),

@@ -41,6 +41,14 @@ pub(crate) enum Events<E> {
 }
 
 impl<E> Events<E> {
+    /// The id the writer gave the append's first event, if any.
+    fn first_id(&self) -> Option<Uuid> {
+        match self {
+            Events::One(e) => e.id,
+            Events::Many(v) => v.first().and_then(|e| e.id),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Events::One(_) => 1,
@@ -170,6 +178,42 @@ pub(crate) struct Sequencer<E> {
     store: Option<Box<dyn Durable<E>>>,
     /// Set once the store failed: every later append is refused.
     failed: Option<(std::io::ErrorKind, String)>,
+    dedupe: Dedupe,
+}
+
+/// The acknowledgements of recent appends whose first event carried an id
+/// from the writer, so that a retried append is acknowledged again instead
+/// of written twice.
+///
+/// Invariant: `acks` holds exactly the ids in `order`, at most `window`.
+struct Dedupe {
+    window: usize,
+    acks: HashMap<Uuid, Appended, foldhash::fast::RandomState>,
+    order: std::collections::VecDeque<Uuid>,
+}
+
+impl Dedupe {
+    fn get(&self, id: &Uuid) -> Option<Appended> {
+        self.acks.get(id).copied()
+    }
+
+    fn insert(&mut self, id: Uuid, ack: Appended) {
+        if self.window == 0 || self.acks.insert(id, ack).is_some() {
+            return;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.window {
+            if let Some(old) = self.order.pop_front() {
+                self.acks.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Uuid) {
+        if self.acks.remove(id).is_some() {
+            self.order.retain(|x| x != id);
+        }
+    }
 }
 
 impl<E: Event> Sequencer<E> {
@@ -179,13 +223,33 @@ impl<E: Event> Sequencer<E> {
         views: Vec<Box<dyn ViewDriver<E>>>,
         max_batch: usize,
         store: Option<Box<dyn Durable<E>>>,
+        dedupe_window: usize,
     ) -> Sequencer<E> {
+        let mut dedupe = Dedupe {
+            window: dedupe_window,
+            acks: HashMap::default(),
+            order: std::collections::VecDeque::new(),
+        };
         // Continue where a recovered log left off.
         let mut versions: HashMap<StreamId, u64, _> = HashMap::default();
         let mut last_stamp = Timestamp::from_nanos(0);
         for e in shared.log.read_all(..) {
             versions.insert(e.stream.clone(), e.version);
             last_stamp = e.recorded_at;
+        }
+        // A recovered log remembers its newest ids, one event at a time (the
+        // grouping of events into appends is not stored).
+        let head = shared.log.head().0;
+        for e in shared
+            .log
+            .read_all(Position(head.saturating_sub(dedupe_window as u64) + 1)..)
+        {
+            let ack = Appended {
+                position: e.position,
+                version: e.version,
+                count: 1,
+            };
+            dedupe.insert(e.id, ack);
         }
         Sequencer {
             rx,
@@ -197,6 +261,7 @@ impl<E: Event> Sequencer<E> {
             ids: ContextV7::new(),
             store,
             failed: None,
+            dedupe,
         }
     }
 
@@ -284,7 +349,14 @@ impl<E: Event> Sequencer<E> {
         let mut rejected = 0u64;
         // Versions to restore if the store fails to take the batch.
         let mut undo: Vec<(StreamId, u64)> = Vec::new();
+        let mut remembered: Vec<Uuid> = Vec::new();
         for cmd in cmds.drain(..) {
+            let first_id = cmd.events.first_id();
+            if let Some(original) = first_id.and_then(|id| self.dedupe.get(&id)) {
+                // Already in the log: acknowledge it again, write nothing.
+                acks.push((cmd.reply, Ok(original)));
+                continue;
+            }
             let current = self.versions.get(&cmd.stream).copied().unwrap_or(0);
             if !cmd.expected.matches(current) {
                 rejected += 1;
@@ -321,6 +393,10 @@ impl<E: Event> Sequencer<E> {
             if self.store.is_some() {
                 undo.push((cmd.stream.clone(), current));
             }
+            if let Some(id) = first_id {
+                self.dedupe.insert(id, ack);
+                remembered.push(id);
+            }
             match self.versions.get_mut(&cmd.stream) {
                 Some(v) => *v = current + count,
                 None => {
@@ -337,6 +413,9 @@ impl<E: Event> Sequencer<E> {
                     tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
                     for (stream, version) in undo.into_iter().rev() {
                         self.versions.insert(stream, version);
+                    }
+                    for id in &remembered {
+                        self.dedupe.remove(id);
                     }
                     let _ = self.shared.storage_failure.set(e.to_string());
                     self.failed = Some((e.kind(), e.to_string()));

@@ -7,7 +7,7 @@ mod domain;
 use std::thread;
 
 use domain::{add, Add};
-use rwlog::{Metadata, NewEvent, Runtime, Uuid};
+use rwlog::{Metadata, NewEvent, Position, Runtime, Uuid};
 
 #[test]
 fn every_acknowledged_append_is_in_the_log() {
@@ -73,4 +73,43 @@ fn dropped_tickets_do_not_cancel_appends() {
     let last = w.append("s", add(100, 1)).unwrap();
     assert_eq!(last.position.0, 101);
     assert_eq!(rt.log().read_all(..).count(), 101);
+}
+
+#[test]
+fn an_append_retried_with_the_same_id_is_written_once() {
+    let rt = Runtime::<Add>::builder().dedupe_window(3).build().unwrap();
+    let w = rt.writer();
+    let id = Uuid::now_v7();
+    let first = w.append("s", NewEvent::new(add(1, 5)).with_id(id)).unwrap();
+    w.append("t", add(2, 1)).unwrap();
+    // A retry (say, after a timeout the writer could not interpret).
+    let again = w.append("s", NewEvent::new(add(1, 5)).with_id(id)).unwrap();
+    assert_eq!(again, first);
+    assert_eq!(rt.log().head(), Position(2));
+    // Several retries in one batch are written once too.
+    let batch_id = Uuid::now_v7();
+    let tickets: Vec<_> = (0..5)
+        .map(|_| {
+            w.submit_expecting(
+                "u",
+                rwlog::Expected::Any,
+                [
+                    NewEvent::new(add(3, 1)).with_id(batch_id),
+                    NewEvent::new(add(3, 2)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let acks: Vec<_> = tickets.into_iter().map(|t| t.wait().unwrap()).collect();
+    assert!(acks.iter().all(|a| *a == acks[0] && a.count == 2));
+    assert_eq!(rt.log().head(), Position(4));
+    // Beyond the window, an id is forgotten: written again.
+    for _ in 0..3 {
+        w.append("v", NewEvent::new(add(4, 1)).with_id(Uuid::now_v7()))
+            .unwrap();
+    }
+    let forgotten = w.append("s", NewEvent::new(add(1, 5)).with_id(id)).unwrap();
+    assert_ne!(forgotten.position, first.position);
+    assert_eq!(rt.log().head(), Position(8));
 }

@@ -457,3 +457,23 @@ fn a_failed_write_or_sync_is_never_acked_and_stops_appends() {
         assert_eq!(next.position, rt.head());
     }
 }
+
+#[test]
+fn an_append_retried_after_a_reopen_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = rwlog::Uuid::now_v7();
+    let event = || rwlog::NewEvent::new(Put { key: 1, amount: 1 }).with_id(id);
+    let first = {
+        let rt = open(dir.path()).unwrap();
+        let a = rt.writer().append("s", event()).unwrap();
+        rt.shutdown().unwrap();
+        a
+    };
+    let rt = open(dir.path()).unwrap();
+    let again = rt.writer().append("s", event()).unwrap();
+    assert_eq!(
+        (again.position, again.version),
+        (first.position, first.version)
+    );
+    assert_eq!(rt.head(), Position(1));
+}
