@@ -100,6 +100,8 @@
 )]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "async")]
+mod actor;
 mod error;
 mod event;
 mod faults;
@@ -116,6 +118,8 @@ mod upcast;
 pub mod view;
 mod writer;
 
+#[cfg(feature = "async")]
+pub use actor::{testing, ActorOptions, Actors, Aggregate, CommandError, CommandStatus, Done};
 pub use error::{Error, Result};
 pub use event::{Event, Metadata, NewEvent, Recorded, Timestamp};
 #[cfg(loom)]

@@ -624,6 +624,33 @@ impl<E: Event> Runtime<E> {
         Subscription::new(Arc::clone(&self.shared), from.max(Position::FIRST))
     }
 
+    /// Starts `shards` writer actors for aggregates `A` (tokio tasks, on the
+    /// current tokio runtime, or on a small one of their own when called
+    /// outside one); see [`Actors`].
+    #[cfg(feature = "async")]
+    pub fn actors<A>(&self, shards: usize) -> Result<crate::actor::Actors<A>>
+    where
+        A: crate::actor::Aggregate<Event = E>,
+        E: Clone,
+    {
+        self.actors_with(shards, crate::actor::ActorOptions::default())
+    }
+
+    /// [`actors`](Runtime::actors) with settings.
+    #[cfg(feature = "async")]
+    pub fn actors_with<A>(
+        &self,
+        shards: usize,
+        options: crate::actor::ActorOptions,
+    ) -> Result<crate::actor::Actors<A>>
+    where
+        A: crate::actor::Aggregate<Event = E>,
+        E: Clone,
+    {
+        let source = Arc::clone(&self.shared) as Arc<dyn crate::actor::StreamSource<E>>;
+        crate::actor::Actors::start(self.writer(), source, shards, options)
+    }
+
     /// Counters and the state of every view.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.stats;

@@ -224,7 +224,34 @@ impl<E: Send + 'static> Writer<E> {
         event: impl Into<NewEvent<E>>,
     ) -> Result<Appended> {
         let events = Events::One(self.stamp(event.into()));
-        let (ticket, msg) = command(stream.into(), Expected::Any, events);
+        self.send_async(stream.into(), Expected::Any, events).await
+    }
+
+    /// [`append_expecting`](Writer::append_expecting) for async code: waits
+    /// for room and for the acknowledgement without blocking the executor.
+    #[cfg(feature = "async")]
+    pub async fn append_expecting_async<I>(
+        &self,
+        stream: impl Into<StreamId>,
+        expected: Expected,
+        events: I,
+    ) -> Result<Appended>
+    where
+        I: IntoIterator,
+        I::Item: Into<NewEvent<E>>,
+    {
+        let events = self.collect(events)?;
+        self.send_async(stream.into(), expected, events).await
+    }
+
+    #[cfg(feature = "async")]
+    async fn send_async(
+        &self,
+        stream: StreamId,
+        expected: Expected,
+        events: Events<E>,
+    ) -> Result<Appended> {
+        let (ticket, msg) = command(stream, expected, events);
         match self.enqueue(msg, false) {
             Ok(()) => {}
             Err(Refused::Full(msg)) => {

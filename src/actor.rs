@@ -1,0 +1,611 @@
+//! Writer actors: the command side, the in-process way.
+//!
+//! An [`Aggregate`] decides which events a command produces from the state
+//! folded from its stream's past events. [`Runtime::actors`](crate::Runtime::actors)
+//! starts writer actors (tokio tasks), each owning the aggregates of its
+//! share of streams (routed by stream id), so the commands for one stream
+//! run one at a time, with no lock and no retry storm. An actor loads an
+//! aggregate on first use by replaying its stream from the log, appends the
+//! events a command produces with `Expected::Exact(version)`, applies them to
+//! its copy once acknowledged, and on a conflict (someone else wrote the
+//! stream) reloads and retries a bounded number of times.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::event::{Event, Metadata, NewEvent};
+use crate::position::{Expected, Position, StreamId};
+use crate::sync::{Arc, Mutex};
+use crate::writer::Writer;
+use crate::{Log, Uuid};
+
+/// A consistency boundary: the state of one stream, folded from its events,
+/// that decides which events a command produces.
+///
+/// `handle` must not change anything: it only decides. `apply` folds an
+/// event (a past one when loading, or one just appended) into the state.
+pub trait Aggregate: Default + Send + 'static {
+    /// What the aggregate is asked to do.
+    type Command: Send + 'static;
+    /// What happened: the runtime's event type.
+    type Event: Event + Clone;
+    /// Why a command was refused (a business rule).
+    type Error: fmt::Display + Send + 'static;
+
+    /// Decides the events `command` produces, or why it is refused.
+    fn handle(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Folds one event into the state.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// A command's result once handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Done {
+    /// The command's id (the appended events' causation id).
+    pub command: Uuid,
+    /// The last appended event's position (`None` if the command produced
+    /// no events).
+    pub position: Option<Position>,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// How many events the command appended.
+    pub events: u64,
+}
+
+/// Why a command did not complete.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CommandError<D> {
+    /// The aggregate refused it: nothing was appended.
+    Domain(D),
+    /// Other writers kept changing the stream: still conflicting after the
+    /// configured retries. Nothing was appended.
+    Conflict {
+        /// How many times the command was tried.
+        attempts: u32,
+    },
+    /// The runtime refused or failed the append (`Closed`, `Io`, …).
+    Runtime(Error),
+}
+
+impl<D: fmt::Display> fmt::Display for CommandError<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Domain(e) => write!(f, "refused: {e}"),
+            CommandError::Conflict { attempts } => {
+                write!(
+                    f,
+                    "the stream kept changing: conflict after {attempts} attempts"
+                )
+            }
+            CommandError::Runtime(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<D: fmt::Display + fmt::Debug> std::error::Error for CommandError<D> {}
+
+/// Where a command is, by its id; see [`Actors::status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandStatus {
+    /// In an actor's mailbox.
+    Pending,
+    /// Being handled.
+    Processing,
+    /// Handled; its events are in the log.
+    Completed(Done),
+    /// Refused or failed, with why.
+    Failed(String),
+}
+
+/// Settings of [`Runtime::actors_with`](crate::Runtime::actors_with).
+#[derive(Clone, Debug)]
+pub struct ActorOptions {
+    /// Commands each actor's mailbox holds before senders wait (default 1024).
+    pub mailbox: usize,
+    /// How many times a conflicting command is retried after reloading
+    /// (default 5).
+    pub retries: u32,
+    /// How long a finished command's status stays available (default 5 min).
+    pub status_for: Duration,
+    /// The most statuses kept (default 100,000); the oldest go first.
+    pub max_statuses: usize,
+}
+
+impl Default for ActorOptions {
+    fn default() -> Self {
+        ActorOptions {
+            mailbox: 1024,
+            retries: 5,
+            status_for: Duration::from_secs(300),
+            max_statuses: 100_000,
+        }
+    }
+}
+
+type Reply<A> = oneshot::Sender<Result<Done, CommandError<<A as Aggregate>::Error>>>;
+
+struct Envelope<A: Aggregate> {
+    id: Uuid,
+    correlation: Uuid,
+    stream: StreamId,
+    command: A::Command,
+    reply: Option<Reply<A>>,
+}
+
+/// Command statuses, kept for a bounded time and number.
+struct Statuses {
+    map: HashMap<Uuid, (CommandStatus, Instant)>,
+    order: VecDeque<(Uuid, Instant)>,
+    keep_for: Duration,
+    max: usize,
+}
+
+impl Statuses {
+    fn set(&mut self, id: Uuid, status: CommandStatus) {
+        let now = Instant::now();
+        if self.map.insert(id, (status, now)).is_none() {
+            self.order.push_back((id, now));
+        }
+        while let Some(&(old, at)) = self.order.front() {
+            if self.order.len() <= self.max && now.duration_since(at) < self.keep_for {
+                break;
+            }
+            self.order.pop_front();
+            self.map.remove(&old);
+        }
+    }
+}
+
+/// Handles to running writer actors; from
+/// [`Runtime::actors`](crate::Runtime::actors). Cheap to clone.
+///
+/// ```
+/// use rwlog::{Aggregate, Event, Runtime};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// enum Counter { Incremented }
+/// impl Event for Counter {}
+///
+/// #[derive(Default)]
+/// struct Count(u64);
+/// impl Aggregate for Count {
+///     type Command = u64; // "increment unless it would pass this limit"
+///     type Event = Counter;
+///     type Error = String;
+///     fn handle(&self, limit: &u64) -> Result<Vec<Counter>, String> {
+///         if self.0 < *limit { Ok(vec![Counter::Incremented]) } else { Err(format!("at {limit}")) }
+///     }
+///     fn apply(&mut self, _: &Counter) { self.0 += 1 }
+/// }
+///
+/// let rt = Runtime::<Counter>::builder().build()?;
+/// let actors = rt.actors::<Count>(2)?;
+/// assert_eq!(actors.send_blocking("c", 2).unwrap().version, 1);
+/// assert_eq!(actors.send_blocking("c", 2).unwrap().version, 2);
+/// assert!(actors.send_blocking("c", 2).is_err()); // refused: appends nothing
+/// assert_eq!(rt.log().stream_version("c"), 2);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct Actors<A: Aggregate> {
+    mailboxes: Arc<Vec<mpsc::Sender<Envelope<A>>>>,
+    statuses: Arc<Mutex<Statuses>>,
+    _runtime: Option<Arc<OwnedRuntime>>,
+}
+
+impl<A: Aggregate> Clone for Actors<A> {
+    fn clone(&self) -> Self {
+        Actors {
+            mailboxes: Arc::clone(&self.mailboxes),
+            statuses: Arc::clone(&self.statuses),
+            _runtime: self._runtime.clone(),
+        }
+    }
+}
+
+impl<A: Aggregate> fmt::Debug for Actors<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Actors")
+            .field("shards", &self.mailboxes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tokio runtime the actors own when started outside one.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl<A: Aggregate> Actors<A> {
+    pub(crate) fn start(
+        writer: Writer<A::Event>,
+        log: Arc<dyn StreamSource<A::Event>>,
+        shards: usize,
+        options: ActorOptions,
+    ) -> Result<Actors<A>, Error> {
+        if shards == 0 || options.mailbox == 0 {
+            return Err(Error::Config(
+                "actors need at least one shard and a mailbox of at least 1",
+            ));
+        }
+        let (handle, owned) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => (handle, None),
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(shards.min(4))
+                    .thread_name("rwlog-actor")
+                    .build()?;
+                (rt.handle().clone(), Some(Arc::new(OwnedRuntime(Some(rt)))))
+            }
+        };
+        let statuses = Arc::new(Mutex::new(Statuses {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            keep_for: options.status_for,
+            max: options.max_statuses.max(1),
+        }));
+        let mut mailboxes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, rx) = mpsc::channel(options.mailbox);
+            let actor = Actor::<A> {
+                writer: writer.clone(),
+                log: Arc::clone(&log),
+                aggregates: HashMap::new(),
+                statuses: Arc::clone(&statuses),
+                retries: options.retries,
+            };
+            handle.spawn(actor.run(rx));
+            mailboxes.push(tx);
+        }
+        Ok(Actors {
+            mailboxes: Arc::new(mailboxes),
+            statuses,
+            _runtime: owned,
+        })
+    }
+
+    fn shard(&self, stream: &StreamId) -> &mpsc::Sender<Envelope<A>> {
+        // A fixed seed: a stream always goes to the same actor.
+        let hash = foldhash::fast::FixedState::with_seed(0x0a5c_7035).hash_one(stream.as_str());
+        &self.mailboxes[(hash % self.mailboxes.len() as u64) as usize]
+    }
+
+    fn envelope(
+        &self,
+        stream: StreamId,
+        command: A::Command,
+        correlation: Option<Uuid>,
+        reply: Option<Reply<A>>,
+    ) -> Envelope<A> {
+        let id = Uuid::now_v7();
+        self.set_status(id, CommandStatus::Pending);
+        Envelope {
+            id,
+            correlation: correlation.unwrap_or(id),
+            stream,
+            command,
+            reply,
+        }
+    }
+
+    fn set_status(&self, id: Uuid, status: CommandStatus) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(id, status);
+    }
+
+    /// Sends a command to its stream's actor and waits for the outcome.
+    pub async fn send(
+        &self,
+        stream: impl Into<StreamId>,
+        command: A::Command,
+    ) -> Result<Done, CommandError<A::Error>> {
+        self.send_correlated(stream, command, None).await
+    }
+
+    /// Like [`send`](Actors::send), with the correlation id the appended
+    /// events carry (defaults to the command's own id).
+    pub async fn send_correlated(
+        &self,
+        stream: impl Into<StreamId>,
+        command: A::Command,
+        correlation: Option<Uuid>,
+    ) -> Result<Done, CommandError<A::Error>> {
+        let stream = stream.into();
+        let (tx, rx) = oneshot::channel();
+        let envelope = self.envelope(stream.clone(), command, correlation, Some(tx));
+        self.shard(&stream)
+            .send(envelope)
+            .await
+            .map_err(|_| CommandError::Runtime(Error::Closed))?;
+        rx.await.map_err(|_| CommandError::Runtime(Error::Closed))?
+    }
+
+    /// [`send`](Actors::send) for code outside async contexts: blocks the
+    /// thread (do not call it from an async task).
+    pub fn send_blocking(
+        &self,
+        stream: impl Into<StreamId>,
+        command: A::Command,
+    ) -> Result<Done, CommandError<A::Error>> {
+        let stream = stream.into();
+        let (tx, rx) = oneshot::channel();
+        let envelope = self.envelope(stream.clone(), command, None, Some(tx));
+        self.shard(&stream)
+            .blocking_send(envelope)
+            .map_err(|_| CommandError::Runtime(Error::Closed))?;
+        rx.blocking_recv()
+            .map_err(|_| CommandError::Runtime(Error::Closed))?
+    }
+
+    /// Enqueues a command without waiting for it (waiting only for room in
+    /// the mailbox); follow it with [`status`](Actors::status).
+    pub async fn submit(
+        &self,
+        stream: impl Into<StreamId>,
+        command: A::Command,
+    ) -> Result<Uuid, Error> {
+        let stream = stream.into();
+        let envelope = self.envelope(stream.clone(), command, None, None);
+        let id = envelope.id;
+        self.shard(&stream)
+            .send(envelope)
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(id)
+    }
+
+    /// A command's status, for as long as it is kept.
+    pub fn status(&self, command: Uuid) -> Option<CommandStatus> {
+        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        statuses.map.get(&command).map(|(s, _)| s.clone())
+    }
+}
+
+/// Reads a stream's events, without the runtime's other parts.
+pub(crate) trait StreamSource<E>: Send + Sync {
+    /// The stream's events (payload and version), oldest first.
+    fn stream(&self, stream: &str) -> Vec<(u64, E)>;
+}
+
+impl<E: Event + Clone> StreamSource<E> for crate::runtime::Shared<E> {
+    fn stream(&self, stream: &str) -> Vec<(u64, E)> {
+        let log: &Log<E> = &self.log;
+        log.read_stream(stream, 1)
+            .map(|e| (e.version, e.payload.clone()))
+            .collect()
+    }
+}
+
+/// One actor: owns the aggregates of its streams.
+struct Actor<A: Aggregate> {
+    writer: Writer<A::Event>,
+    log: Arc<dyn StreamSource<A::Event>>,
+    aggregates: HashMap<StreamId, (A, u64)>,
+    statuses: Arc<Mutex<Statuses>>,
+    retries: u32,
+}
+
+impl<A: Aggregate> Actor<A> {
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Envelope<A>>) {
+        while let Some(envelope) = mailbox.recv().await {
+            let Envelope {
+                id,
+                correlation,
+                stream,
+                command,
+                reply,
+            } = envelope;
+            self.set_status(id, CommandStatus::Processing);
+            let outcome = self.handle(id, correlation, stream, command).await;
+            let status = match &outcome {
+                Ok(done) => CommandStatus::Completed(*done),
+                Err(e) => CommandStatus::Failed(e.to_string()),
+            };
+            self.set_status(id, status);
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    fn set_status(&self, id: Uuid, status: CommandStatus) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(id, status);
+    }
+
+    fn load(&self, stream: &StreamId) -> (A, u64) {
+        let mut aggregate = A::default();
+        let mut version = 0;
+        for (v, event) in self.log.stream(stream.as_str()) {
+            aggregate.apply(&event);
+            version = v;
+        }
+        (aggregate, version)
+    }
+
+    async fn handle(
+        &mut self,
+        id: Uuid,
+        correlation: Uuid,
+        stream: StreamId,
+        command: A::Command,
+    ) -> Result<Done, CommandError<A::Error>> {
+        if !self.aggregates.contains_key(&stream) {
+            let loaded = self.load(&stream);
+            self.aggregates.insert(stream.clone(), loaded);
+        }
+        let metadata = Metadata::new().causation(id).correlation(correlation);
+        for attempt in 1..=self.retries + 1 {
+            let Some((aggregate, version)) = self.aggregates.get_mut(&stream) else {
+                return Err(CommandError::Runtime(Error::Closed));
+            };
+            let events = aggregate.handle(&command).map_err(CommandError::Domain)?;
+            if events.is_empty() {
+                return Ok(Done {
+                    command: id,
+                    position: None,
+                    version: *version,
+                    events: 0,
+                });
+            }
+            let batch: Vec<NewEvent<A::Event>> = events
+                .iter()
+                .map(|e| NewEvent::new(e.clone()).metadata(metadata.clone()))
+                .collect();
+            let appended = self
+                .writer
+                .append_expecting_async(&stream, Expected::Exact(*version), batch)
+                .await;
+            match appended {
+                Ok(ack) => {
+                    for e in &events {
+                        aggregate.apply(e);
+                    }
+                    *version = ack.version;
+                    return Ok(Done {
+                        command: id,
+                        position: Some(ack.position),
+                        version: ack.version,
+                        events: ack.count,
+                    });
+                }
+                Err(Error::Conflict { .. }) => {
+                    tracing::debug!(stream = %stream, attempt, "conflict; reloading the aggregate");
+                    let reloaded = self.load(&stream);
+                    self.aggregates.insert(stream.clone(), reloaded);
+                }
+                Err(e) => return Err(CommandError::Runtime(e)),
+            }
+        }
+        Err(CommandError::Conflict {
+            attempts: self.retries + 1,
+        })
+    }
+}
+
+/// Given/when/then tests for aggregates, as cqrs-es and disintegrate offer:
+/// given these past events, when this command, then these events (or this
+/// error).
+///
+/// ```
+/// use rwlog::{Aggregate, Event};
+/// use rwlog::testing::AggregateTest;
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// enum Light { On, Off }
+/// impl Event for Light {}
+///
+/// #[derive(Default)]
+/// struct Switch(bool);
+/// impl Aggregate for Switch {
+///     type Command = bool; // turn on?
+///     type Event = Light;
+///     type Error = &'static str;
+///     fn handle(&self, on: &bool) -> Result<Vec<Light>, &'static str> {
+///         match (self.0, *on) {
+///             (false, true) => Ok(vec![Light::On]),
+///             (true, false) => Ok(vec![Light::Off]),
+///             _ => Err("already so"),
+///         }
+///     }
+///     fn apply(&mut self, e: &Light) { self.0 = *e == Light::On }
+/// }
+///
+/// AggregateTest::<Switch>::given([Light::On, Light::Off]).when(true).then_expect_events([Light::On]);
+/// AggregateTest::<Switch>::given([Light::On]).when(true).then_expect_error("already so");
+/// ```
+pub mod testing {
+    use std::fmt::Debug;
+
+    use super::Aggregate;
+
+    /// An aggregate built from past events, ready for a command.
+    #[derive(Debug)]
+    pub struct AggregateTest<A> {
+        aggregate: A,
+    }
+
+    /// What the aggregate decided.
+    #[derive(Debug)]
+    pub struct Outcome<A: Aggregate> {
+        result: Result<Vec<A::Event>, A::Error>,
+    }
+
+    impl<A: Aggregate> AggregateTest<A> {
+        /// Folds `events` into a default aggregate.
+        pub fn given(events: impl IntoIterator<Item = A::Event>) -> AggregateTest<A> {
+            let mut aggregate = A::default();
+            for e in events {
+                aggregate.apply(&e);
+            }
+            AggregateTest { aggregate }
+        }
+
+        /// A fresh aggregate: its stream has no events.
+        pub fn given_no_events() -> AggregateTest<A> {
+            AggregateTest::given([])
+        }
+
+        /// Handles `command`.
+        pub fn when(self, command: A::Command) -> Outcome<A> {
+            Outcome {
+                result: self.aggregate.handle(&command),
+            }
+        }
+    }
+
+    impl<A: Aggregate> Outcome<A>
+    where
+        A::Event: PartialEq + Debug,
+        A::Error: Debug,
+    {
+        /// Asserts the command produced exactly these events.
+        #[track_caller]
+        pub fn then_expect_events(self, expected: impl IntoIterator<Item = A::Event>) {
+            let expected: Vec<_> = expected.into_iter().collect();
+            match self.result {
+                Ok(events) => assert_eq!(events, expected, "the command produced other events"),
+                Err(e) => {
+                    panic!("expected events {expected:?}, but the command was refused: {e:?}")
+                }
+            }
+        }
+
+        /// Asserts the command was refused with this error.
+        #[track_caller]
+        pub fn then_expect_error(self, expected: A::Error)
+        where
+            A::Error: PartialEq,
+        {
+            match self.result {
+                Ok(events) => {
+                    panic!("expected the error {expected:?}, but the command produced {events:?}")
+                }
+                Err(e) => assert_eq!(e, expected, "the command was refused for another reason"),
+            }
+        }
+
+        /// The raw result, for other checks.
+        pub fn result(self) -> Result<Vec<A::Event>, A::Error> {
+            self.result
+        }
+    }
+}
