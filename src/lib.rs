@@ -107,6 +107,7 @@ mod event;
 mod faults;
 mod log;
 mod position;
+mod projection;
 mod reader;
 mod runtime;
 mod sequencer;
@@ -156,8 +157,9 @@ pub mod __loom {
 pub use log::file::{Durability, Storage};
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
+pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};
-pub use runtime::{Builder, Runtime, Stats, ViewStats};
+pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
 pub use subscription::Subscription;
 pub use uuid::Uuid;
 pub use view::{Snapshot, View};

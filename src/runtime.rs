@@ -321,8 +321,14 @@ impl<E: Event> Builder<E> {
                 sequencer.run();
             })
             .map_err(Error::Io)?;
+        let checkpoints = Arc::new(match &dir {
+            Some(d) => crate::projection::Checkpoints::Dir(d.join("projections")),
+            None => crate::projection::Checkpoints::Memory(Mutex::new(Default::default())),
+        });
         Ok(Runtime {
             shared,
+            checkpoints,
+            projections: Mutex::new(Vec::new()),
             tx,
             views,
             thread: Mutex::new(Some(thread)),
@@ -504,6 +510,8 @@ impl<E> Drop for ExitGuard<E> {
 /// ```
 pub struct Runtime<E: Event> {
     shared: Arc<Shared<E>>,
+    checkpoints: Arc<crate::projection::Checkpoints>,
+    projections: Mutex<Vec<Arc<crate::projection::ProjectionShared>>>,
     tx: Sender<Msg<E>>,
     views: Vec<Arc<dyn ViewStatus>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
@@ -626,7 +634,7 @@ impl<E: Event> Runtime<E> {
 
     /// Starts `shards` writer actors for aggregates `A` (tokio tasks, on the
     /// current tokio runtime, or on a small one of their own when called
-    /// outside one); see [`Actors`].
+    /// outside one); see [`Actors`](crate::Actors).
     #[cfg(feature = "async")]
     pub fn actors<A>(&self, shards: usize) -> Result<crate::actor::Actors<A>>
     where
@@ -649,6 +657,45 @@ impl<E: Event> Runtime<E> {
     {
         let source = Arc::clone(&self.shared) as Arc<dyn crate::actor::StreamSource<E>>;
         crate::actor::Actors::start(self.writer(), source, shards, options)
+    }
+
+    /// Starts an async projection: `projector` handles every event after
+    /// the projection's checkpoint (from the start for a new name), on its
+    /// own thread, saving the checkpoint every 1000 events (see
+    /// [`projection_with`](Runtime::projection_with)). With a durable log the
+    /// checkpoint is a file in the log's directory, so the projection
+    /// resumes after a restart; otherwise it resumes when restarted under
+    /// the same name in this runtime. Delivery is at least once.
+    pub fn projection(
+        &self,
+        name: &str,
+        projector: impl crate::projection::Projector<E>,
+    ) -> Result<crate::projection::Projection> {
+        self.projection_with(
+            name,
+            crate::projection::ProjectionOptions::default(),
+            projector,
+        )
+    }
+
+    /// [`projection`](Runtime::projection) with settings.
+    pub fn projection_with(
+        &self,
+        name: &str,
+        options: crate::projection::ProjectionOptions,
+        projector: impl crate::projection::Projector<E>,
+    ) -> Result<crate::projection::Projection> {
+        let (projection, state) = crate::projection::Projection::start(
+            Arc::clone(&self.shared),
+            Arc::clone(&self.checkpoints),
+            name,
+            options,
+            projector,
+        )?;
+        let mut list = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|p| p.name != name);
+        list.push(state);
+        Ok(projection)
     }
 
     /// Counters and the state of every view.
@@ -679,6 +726,23 @@ impl<E: Event> Runtime<E> {
                     snapshots_kept: v.snapshots_kept(),
                 })
                 .collect(),
+            projections: {
+                let head = self.shared.log.head().0;
+                let list = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+                list.iter()
+                    .map(|p| {
+                        let handled = p.handled.load(Ordering::Acquire);
+                        ProjectionStats {
+                            name: p.name.clone(),
+                            handled: Position(handled),
+                            checkpoint: Position(p.saved.load(Ordering::Acquire)),
+                            lag: head.saturating_sub(handled),
+                            running: p.running.load(Ordering::Acquire),
+                            failure: p.failure.get().cloned(),
+                        }
+                    })
+                    .collect()
+            },
         }
     }
 
@@ -768,6 +832,26 @@ pub struct Stats {
     pub storage_failure: Option<String>,
     /// Each view's state.
     pub views: Vec<ViewStats>,
+    /// Each projection started on this runtime.
+    pub projections: Vec<ProjectionStats>,
+}
+
+/// One projection's state in [`Stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProjectionStats {
+    /// The projection's name.
+    pub name: String,
+    /// The last event it handled.
+    pub handled: Position,
+    /// The last checkpoint it saved.
+    pub checkpoint: Position,
+    /// Events appended but not yet handled: head − handled.
+    pub lag: u64,
+    /// Whether its thread is still running.
+    pub running: bool,
+    /// Why it stopped, if its handler failed.
+    pub failure: Option<String>,
 }
 
 /// One view's state in [`Stats`].

@@ -38,6 +38,12 @@ pub(crate) struct OnceLock<T> {
     ready: AtomicBool,
 }
 
+impl<T: std::fmt::Debug> std::fmt::Debug for OnceLock<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OnceLock").field(&self.get()).finish()
+    }
+}
+
 impl<T> OnceLock<T> {
     pub(crate) fn new() -> OnceLock<T> {
         OnceLock {
