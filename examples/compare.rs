@@ -87,6 +87,9 @@ enum Work {
     /// rwlog only: reopen a 1M-event log on disk (verify every frame,
     /// decode, rebuild the view).
     Recovery,
+    /// rwlog only: commands through writer actors, from 64 concurrent
+    /// clients, over this many shards.
+    Actors { shards: usize },
 }
 
 struct Scenario {
@@ -197,6 +200,18 @@ fn scenarios() -> Vec<Scenario> {
         work: Work::Replay,
         contenders: vec![(Kind::Rwlog, "rwlog view_at(head), no snapshots")],
     });
+    for (name, shards, label) in [
+        ("actors_1s", 1, "rwlog actors, 1 shard"),
+        ("actors_2s", 2, "rwlog actors, 2 shards"),
+        ("actors_4s", 4, "rwlog actors, 4 shards"),
+    ] {
+        v.push(Scenario {
+            name,
+            threads: "64 clients",
+            work: Work::Actors { shards },
+            contenders: vec![(Kind::Rwlog, label)],
+        });
+    }
     v.push(Scenario {
         name: "durable_writes_2w",
         threads: "2w",
@@ -353,6 +368,7 @@ fn measure(
         }
         (Work::DurableWrites { writers }, _) => durable_writes(*writers, budget.window),
         (Work::Recovery, _) => recovery(budget.log_events),
+        (Work::Actors { shards }, _) => actors(*shards, budget.window),
         (Work::TimeTravel, Some(rt)) => {
             let mut keys = Keys::new(3);
             let mut h = histogram();
@@ -645,6 +661,70 @@ fn recovery(events: u64) -> Sample {
     Sample {
         events_per_s: Some(events as f64 / secs),
         p50_ns: Some(secs * 1e9),
+        ..Sample::default()
+    }
+}
+
+/// An aggregate per key stream: every command sets the key.
+#[derive(Default)]
+struct Slot;
+
+impl rwlog::Aggregate for Slot {
+    type Command = Set;
+    type Event = Set;
+    type Error = std::convert::Infallible;
+
+    fn handle(&self, command: &Set) -> Result<Vec<Set>, Self::Error> {
+        Ok(vec![command.clone()])
+    }
+
+    fn apply(&mut self, _: &Set) {}
+}
+
+fn actors(shards: usize, window: Duration) -> Sample {
+    let rt = kv_runtime(0);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("tokio");
+    let actors = {
+        let _guard = tokio.enter();
+        rt.actors::<Slot>(shards).expect("actors")
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let done = tokio.block_on(async {
+        let clients: Vec<_> = (0..64u64)
+            .map(|c| {
+                let (actors, stop) = (actors.clone(), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut keys = Keys::new(c + 1);
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let key = keys.next();
+                        let stream = format!("k{}", key % 1000);
+                        actors
+                            .send(stream, Set { key, value: n })
+                            .await
+                            .expect("command");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        tokio::time::sleep(window).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        for c in clients {
+            total += c.await.expect("client");
+        }
+        total
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    Sample {
+        writes_per_s: Some(done as f64 / secs),
         ..Sample::default()
     }
 }
