@@ -320,29 +320,36 @@ fn main() {
     }
 }
 
-/// A log of `budget.log_events` events, built once for the rwlog-only
-/// history scenarios.
-fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> Option<rwlog::Runtime<Set>> {
+/// What the rwlog-only history scenarios build once, before their rounds:
+/// a log of `budget.log_events` events, in memory or on disk.
+enum Prepared {
+    Memory(rwlog::Runtime<Set>),
+    Disk(tempfile::TempDir),
+}
+
+fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> Option<Prepared> {
     let every = match s.work {
         Work::Replay => 0,
         Work::TimeTravel => 100_000,
+        Work::Recovery => u64::MAX,
         _ => return None,
     };
     progress.set_message(format!(
         "{} · building a {}-event log",
         s.name, budget.log_events
     ));
+    if every == u64::MAX {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rt = durable_runtime(dir.path());
+        fill(&rt, budget.log_events, 11);
+        return Some(Prepared::Disk(dir));
+    }
     let rt = kv_runtime(every);
     fill(&rt, budget.log_events, 7);
-    Some(rt)
+    Some(Prepared::Memory(rt))
 }
 
-fn measure(
-    s: &Scenario,
-    kind: Kind,
-    budget: &Budget,
-    prepared: Option<&rwlog::Runtime<Set>>,
-) -> Sample {
+fn measure(s: &Scenario, kind: Kind, budget: &Budget, prepared: Option<&Prepared>) -> Sample {
     match (&s.work, prepared) {
         (
             Work::Throughput {
@@ -354,7 +361,7 @@ fn measure(
         ) => throughput(kind, *readers, *writers, *mix, budget.window),
         (Work::ReadLatency, _) => read_latency(kind, budget.window),
         (Work::AppendLatency { saturating }, _) => append_latency(*saturating, budget.window),
-        (Work::Replay, Some(rt)) => {
+        (Work::Replay, Some(Prepared::Memory(rt))) => {
             let t = Instant::now();
             let s = rt.view_at::<Kv>("kv", rt.head()).expect("view_at");
             let elapsed = t.elapsed().as_secs_f64();
@@ -367,9 +374,9 @@ fn measure(
             }
         }
         (Work::DurableWrites { writers }, _) => durable_writes(*writers, budget.window),
-        (Work::Recovery, _) => recovery(budget.log_events),
+        (Work::Recovery, Some(Prepared::Disk(dir))) => recovery(dir.path(), budget.log_events),
         (Work::Actors { shards }, _) => actors(*shards, budget.window),
-        (Work::TimeTravel, Some(rt)) => {
+        (Work::TimeTravel, Some(Prepared::Memory(rt))) => {
             let mut keys = Keys::new(3);
             let mut h = histogram();
             for _ in 0..budget.travel_samples {
@@ -648,14 +655,9 @@ fn durable_writes(writers: usize, window: Duration) -> Sample {
     }
 }
 
-fn recovery(events: u64) -> Sample {
-    let dir = tempfile::tempdir().expect("temp dir");
-    {
-        let rt = durable_runtime(dir.path());
-        fill(&rt, events, 11);
-    }
+fn recovery(dir: &std::path::Path, events: u64) -> Sample {
     let t = Instant::now();
-    let rt = durable_runtime(dir.path());
+    let rt = durable_runtime(dir);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(rt.head().0, events);
     Sample {
