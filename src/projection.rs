@@ -179,12 +179,7 @@ impl Projection {
         options: ProjectionOptions,
         mut projector: impl Projector<E>,
     ) -> Result<(Projection, Arc<ProjectionShared>)> {
-        let plain = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let plain = crate::log::file::is_plain_file_name(name);
         if !plain {
             return Err(Error::Config(
                 "a projection's name may use only letters, digits, '-', '_' and '.'",

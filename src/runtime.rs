@@ -403,12 +403,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let plain = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let plain = file::is_plain_file_name(&name);
         let factory: ViewFactory<E> = Box::new(move |setup| {
             if !plain {
                 return Err(Error::Config(

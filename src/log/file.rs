@@ -175,6 +175,18 @@ fn segment_name(first: u64) -> String {
     format!("{first:020}.seg")
 }
 
+/// Whether a user-given name (a persisted view's, a projection's) can name a
+/// file in the log directory as it is: letters, digits, `-`, `_` and `.`,
+/// and not `.` or `..`.
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// Syncs a directory, so that a file created or renamed in it survives a crash.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -554,4 +566,19 @@ fn decode_record<E: Event + serde::de::DeserializeOwned>(
         metadata: head.metadata.map(Box::new),
         payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_file_name;
+
+    #[test]
+    fn only_plain_names_become_file_names() {
+        for ok in ["balances", "cart-totals_v2", "a.b"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../etc", "a/b", "a b", "ü"] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
 }
