@@ -176,7 +176,9 @@ pub(crate) struct Sequencer<E> {
     last_stamp: Timestamp,
     ids: ContextV7,
     store: Option<Box<dyn Durable<E>>>,
-    /// Set once the store failed: every later append is refused.
+    /// Set once the store failed: every later append is refused, so the
+    /// versions and remembered ids of the failed batch are never read again
+    /// and need no rollback; reopening rebuilds them from the log.
     failed: Option<(std::io::ErrorKind, String)>,
     dedupe: Dedupe,
 }
@@ -208,12 +210,6 @@ impl Dedupe {
             }
         }
     }
-
-    fn remove(&mut self, id: &Uuid) {
-        if self.acks.remove(id).is_some() {
-            self.order.retain(|x| x != id);
-        }
-    }
 }
 
 impl<E: Event> Sequencer<E> {
@@ -230,26 +226,23 @@ impl<E: Event> Sequencer<E> {
             acks: HashMap::default(),
             order: std::collections::VecDeque::new(),
         };
-        // Continue where a recovered log left off.
+        // Continue where a recovered log left off. Its newest ids are
+        // remembered one event at a time (the grouping of events into
+        // appends is not stored).
         let mut versions: HashMap<StreamId, u64, _> = HashMap::default();
         let mut last_stamp = Timestamp::from_nanos(0);
+        let remembered_from = shared.log.head().0.saturating_sub(dedupe_window as u64);
         for e in shared.log.read_all(..) {
             versions.insert(e.stream.clone(), e.version);
             last_stamp = e.recorded_at;
-        }
-        // A recovered log remembers its newest ids, one event at a time (the
-        // grouping of events into appends is not stored).
-        let head = shared.log.head().0;
-        for e in shared
-            .log
-            .read_all(Position(head.saturating_sub(dedupe_window as u64) + 1)..)
-        {
-            let ack = Appended {
-                position: e.position,
-                version: e.version,
-                count: 1,
-            };
-            dedupe.insert(e.id, ack);
+            if e.position.0 > remembered_from {
+                let ack = Appended {
+                    position: e.position,
+                    version: e.version,
+                    count: 1,
+                };
+                dedupe.insert(e.id, ack);
+            }
         }
         Sequencer {
             rx,
@@ -347,9 +340,6 @@ impl<E: Event> Sequencer<E> {
         let mut records = Vec::with_capacity(cmds.len());
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
-        // Versions to restore if the store fails to take the batch.
-        let mut undo: Vec<(StreamId, u64)> = Vec::new();
-        let mut remembered: Vec<Uuid> = Vec::new();
         for cmd in cmds.drain(..) {
             let first_id = cmd.events.first_id();
             if let Some(original) = first_id.and_then(|id| self.dedupe.get(&id)) {
@@ -390,19 +380,10 @@ impl<E: Event> Sequencer<E> {
                 version: current + count,
                 count,
             };
-            if self.store.is_some() {
-                undo.push((cmd.stream.clone(), current));
-            }
             if let Some(id) = first_id {
                 self.dedupe.insert(id, ack);
-                remembered.push(id);
             }
-            match self.versions.get_mut(&cmd.stream) {
-                Some(v) => *v = current + count,
-                None => {
-                    self.versions.insert(cmd.stream, current + count);
-                }
-            }
+            self.versions.insert(cmd.stream, current + count);
             acks.push((cmd.reply, Ok(ack)));
         }
 
@@ -411,12 +392,6 @@ impl<E: Event> Sequencer<E> {
             if let Some(store) = &mut self.store {
                 if let Err(e) = store.append(&records) {
                     tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
-                    for (stream, version) in undo.into_iter().rev() {
-                        self.versions.insert(stream, version);
-                    }
-                    for id in &remembered {
-                        self.dedupe.remove(id);
-                    }
                     let _ = self.shared.storage_failure.set(e.to_string());
                     self.failed = Some((e.kind(), e.to_string()));
                     for (reply, result) in acks {

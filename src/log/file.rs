@@ -171,6 +171,16 @@ struct Head {
     metadata: Option<Metadata>,
 }
 
+/// A segment's header: magic, format version, codec id, first position.
+fn segment_header(first: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&CODEC_BINCODE2.to_le_bytes());
+    header.extend_from_slice(&first.to_le_bytes());
+    header
+}
+
 fn segment_name(first: u64) -> String {
     format!("{first:020}.seg")
 }
@@ -212,12 +222,7 @@ impl SegmentWriter {
             .create_new(true)
             .write(true)
             .open(&path)?;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header.extend_from_slice(&CODEC_BINCODE2.to_le_bytes());
-        header.extend_from_slice(&first.to_le_bytes());
-        file.write_all(&header)?;
+        file.write_all(&segment_header(first))?;
         file.sync_all()?;
         sync_dir(&options.path)?;
         Ok((file, HEADER_LEN as u64))
@@ -429,13 +434,8 @@ fn read_segment<E: Event + serde::de::DeserializeOwned>(
         {
             // A segment whose creation was interrupted: rewrite its header.
             let mut file = OpenOptions::new().write(true).open(path)?;
-            let mut header = Vec::with_capacity(HEADER_LEN);
-            header.extend_from_slice(MAGIC);
-            header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-            header.extend_from_slice(&CODEC_BINCODE2.to_le_bytes());
-            header.extend_from_slice(&first.to_le_bytes());
             file.set_len(0)?;
-            file.write_all(&header)?;
+            file.write_all(&segment_header(first))?;
             file.sync_all()?;
             return Ok(HEADER_LEN as u64);
         }
