@@ -7,7 +7,7 @@ mod domain;
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use domain::{add, wait_for_head, Add, Held, Sums, HOLD};
+use domain::{add, held_runtime, wait_for_head, Add, Sums, HOLD};
 use futures_core::Stream;
 use rwlog::{Position, Runtime};
 
@@ -49,13 +49,7 @@ async fn append_async_from_many_tasks() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn append_async_waits_for_room_without_blocking_the_executor() {
-    let held = Held::default();
-    let valve = held.valve.clone();
-    let rt = Runtime::<Add>::builder()
-        .view("held", held)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
+    let (rt, valve) = held_runtime(|b| b.queue_capacity(1));
     let w = rt.writer();
     let stall = w.submit("s", add(HOLD, 1)).unwrap();
     wait_for_head(rt.log(), Position(1));

@@ -8,7 +8,7 @@ mod domain;
 
 use std::time::{Duration, SystemTime};
 
-use domain::{add, wait_for_head, Add, Checksum, Held, Sums, HOLD};
+use domain::{add, held_runtime, wait_for_head, Add, Checksum, Sums, HOLD};
 use rwlog::{Error, Expected, Position, Recorded, Runtime, View};
 
 #[test]
@@ -117,13 +117,7 @@ fn appends_after_shutdown_are_closed() {
 
 #[test]
 fn a_full_queue_gives_full_to_try_append_and_nothing_is_written() {
-    let held = Held::default();
-    let valve = held.valve.clone();
-    let rt = Runtime::<Add>::builder()
-        .view("held", held)
-        .queue_capacity(2)
-        .build()
-        .unwrap();
+    let (rt, valve) = held_runtime(|b| b.queue_capacity(2));
     let w = rt.writer();
     let stall = w.submit("s", add(HOLD, 1)).unwrap();
     wait_for_head(rt.log(), Position(1));

@@ -10,22 +10,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use domain::{add, wait_for_head, Add, Held, Sums, Valve, HOLD};
+use domain::{add, held_runtime, wait_for_head, Add, Held, Sums, HOLD};
 use rwlog::{Error, Position, Runtime, Staleness};
-
-fn held_runtime() -> (Runtime<Add>, Valve) {
-    let held = Held::default();
-    let valve = held.valve.clone();
-    let rt = Runtime::<Add>::builder()
-        .view("held", held)
-        .build()
-        .unwrap();
-    (rt, valve)
-}
 
 #[test]
 fn at_least_waits_for_the_view_to_reach_the_position() {
-    let (rt, valve) = held_runtime();
+    let (rt, valve) = held_runtime(|b| b);
     let w = rt.writer();
     w.append("s", add(1, 10)).unwrap();
     let ticket = w.submit("s", add(HOLD, 5)).unwrap();
@@ -53,7 +43,7 @@ fn at_least_waits_for_the_view_to_reach_the_position() {
 
 #[test]
 fn strong_includes_the_in_flight_batch() {
-    let (rt, valve) = held_runtime();
+    let (rt, valve) = held_runtime(|b| b);
     let w = rt.writer();
     w.submit("s", add(HOLD, 7)).unwrap();
     wait_for_head(rt.log(), Position(1));
@@ -96,7 +86,7 @@ fn strong_sees_an_append_acknowledged_on_another_thread_just_before() {
 
 #[test]
 fn bounded_waits_only_when_the_newest_snapshot_is_too_stale() {
-    let (rt, valve) = held_runtime();
+    let (rt, valve) = held_runtime(|b| b);
     let w = rt.writer();
     for i in 0..10 {
         w.append("s", add(i, 1)).unwrap();
@@ -171,7 +161,7 @@ fn at_least_beyond_the_head_is_an_error_and_at_least_timeout_waits_for_it() {
 
 #[test]
 fn latest_does_not_wait_while_the_sequencer_is_stalled() {
-    let (rt, valve) = held_runtime();
+    let (rt, valve) = held_runtime(|b| b);
     rt.writer().submit("s", add(HOLD, 1)).unwrap();
     wait_for_head(rt.log(), Position(1));
     let r = rt.reader::<Held>("held").unwrap();

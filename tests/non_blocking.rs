@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use domain::{add, wait_for_head, Add, Held, Sums, HOLD};
+use domain::{add, held_runtime, wait_for_head, Add, Held, Sums, HOLD};
 use rwlog::{Position, Runtime};
 
 #[test]
@@ -70,12 +70,7 @@ fn the_spare_is_reused_when_no_reader_holds_it() {
 
 #[test]
 fn readers_load_while_the_sequencer_is_stalled_mid_batch() {
-    let held = Held::default();
-    let valve = held.valve.clone();
-    let rt = Runtime::<Add>::builder()
-        .view("held", held)
-        .build()
-        .unwrap();
+    let (rt, valve) = held_runtime(|b| b);
     rt.writer().append("s", add(1, 1)).unwrap();
     rt.writer().submit("s", add(HOLD, 1)).unwrap();
     wait_for_head(rt.log(), Position(2));

@@ -132,6 +132,17 @@ impl View<Add> for Held {
     }
 }
 
+/// A runtime whose only view is a [`Held`] named "held", configured further
+/// by `configure`, and the valve that releases it.
+pub fn held_runtime(
+    configure: impl FnOnce(rwlog::Builder<Add>) -> rwlog::Builder<Add>,
+) -> (rwlog::Runtime<Add>, Valve) {
+    let held = Held::default();
+    let valve = held.valve.clone();
+    let builder = rwlog::Runtime::<Add>::builder().view("held", held);
+    (configure(builder).build().unwrap(), valve)
+}
+
 /// Waits (bounded) until the log head reaches `p`: the sequencer has
 /// appended it and is now publishing.
 pub fn wait_for_head<E>(log: &rwlog::Log<E>, p: Position) {
