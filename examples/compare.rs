@@ -12,6 +12,7 @@
 //! cargo run --release --example compare -- --quick   # shorter windows (~1 min)
 //! cargo run --release --example compare -- --svg compare.svg
 //! cargo run --release --example compare -- --only reads_2r --only replay
+//! cargo run --release --example compare -- --only reads_2r_1w --contender rwlog
 //! ```
 
 #[path = "../benches/support/contenders.rs"]
@@ -33,6 +34,8 @@ struct Options {
     quick: bool,
     svg: Option<PathBuf>,
     only: Vec<String>,
+    /// Contender labels to keep (exact match); empty keeps all.
+    contenders: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -40,6 +43,7 @@ fn options() -> Result<Options, String> {
         quick: false,
         svg: None,
         only: Vec::new(),
+        contenders: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,9 +53,13 @@ fn options() -> Result<Options, String> {
             "--only" => o
                 .only
                 .push(args.next().ok_or("--only needs a scenario name")?),
-            "-h" | "--help" => {
-                return Err("usage: compare [--quick] [--svg FILE] [--only SCENARIO]...".into())
-            }
+            "--contender" => o
+                .contenders
+                .push(args.next().ok_or("--contender needs a contender label")?),
+            "-h" | "--help" => return Err(
+                "usage: compare [--quick] [--svg FILE] [--only SCENARIO]... [--contender LABEL]..."
+                    .into(),
+            ),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -148,7 +156,10 @@ fn scenarios() -> Vec<Scenario> {
             ..rw("reads_4r", "4r", 4, 0)
         },
         Scenario {
-            contenders: maps(),
+            contenders: maps()
+                .into_iter()
+                .chain([(Kind::RwlogDeepQueue, Kind::RwlogDeepQueue.name())])
+                .collect(),
             ..rw("reads_2r_1w", "2r+1w", 2, 1)
         },
         Scenario {
@@ -180,7 +191,10 @@ fn scenarios() -> Vec<Scenario> {
         name: "read_latency_1w",
         threads: "1r+1w",
         work: Work::ReadLatency,
-        contenders: maps(),
+        contenders: maps()
+            .into_iter()
+            .chain([(Kind::Unshared, Kind::Unshared.name())])
+            .collect(),
     });
     v.push(Scenario {
         name: "append_latency",
@@ -259,9 +273,20 @@ fn main() {
     let scenarios: Vec<_> = scenarios()
         .into_iter()
         .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| o == s.name))
+        .map(|mut s| {
+            if !opts.contenders.is_empty() {
+                s.contenders
+                    .retain(|(_, label)| opts.contenders.iter().any(|c| c == label));
+            }
+            s
+        })
+        .filter(|s| !s.contenders.is_empty())
         .collect();
     if scenarios.is_empty() {
-        eprintln!("no scenario matches {:?}", opts.only);
+        eprintln!(
+            "no scenario matches --only {:?} with --contender {:?}",
+            opts.only, opts.contenders
+        );
         std::process::exit(2);
     }
     let steps: usize = scenarios

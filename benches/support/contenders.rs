@@ -52,12 +52,18 @@ impl View<Set> for Kv {
 
 /// Builds an rwlog runtime over the prefilled map.
 pub fn kv_runtime(snapshot_every: u64) -> Runtime<Set> {
-    Runtime::<Set>::builder()
-        .view("kv", Kv(prefilled()))
+    kv_builder()
         .snapshot_every(snapshot_every)
         .build()
         .expect("runtime")
 }
+
+fn kv_builder() -> rwlog::Builder<Set> {
+    Runtime::<Set>::builder().view("kv", Kv(prefilled()))
+}
+
+/// The queue capacity of [`Kind::RwlogDeepQueue`].
+pub const DEEP_QUEUE: usize = 65_536;
 
 /// Appends `events` random sets to one stream through `submit` and waits
 /// until the last is acknowledged (so all are).
@@ -84,12 +90,22 @@ pub enum Kind {
     Rwlog,
     /// rwlog, writes through `Writer::append` (each waits for its ack).
     RwlogAppend,
+    /// rwlog through `submit` with a queue of `DEEP_QUEUE` appends instead of
+    /// the default 1024: a writer can run further ahead of the sequencer,
+    /// which matters when threads outnumber cores and either may be
+    /// descheduled for a whole time slice.
+    RwlogDeepQueue,
     StdRwLock,
     ParkingLot,
     /// `ArcSwap<HashMap>`: a bare load + lookup to read, clone-per-write.
     ArcSwap,
     /// evmap (left-right), publishing every `EVMAP_PUBLISH_EVERY` writes.
     Evmap,
+    /// Not a contender but the floor under every one: each thread works on a
+    /// private map of its own, so nothing is shared and nothing is
+    /// synchronized. What remains is the cost of the lookup itself (cache
+    /// and TLB misses on a 100k-key map) on this machine.
+    Unshared,
 }
 
 /// evmap's single write handle, shared by the writer threads, with the count
@@ -104,10 +120,12 @@ impl Kind {
         match self {
             Kind::Rwlog => "rwlog",
             Kind::RwlogAppend => "rwlog (append)",
+            Kind::RwlogDeepQueue => "rwlog, queue_capacity 64k",
             Kind::StdRwLock => "std RwLock",
             Kind::ParkingLot => "parking_lot RwLock",
             Kind::ArcSwap => "arc-swap clone-per-write",
             Kind::Evmap => "evmap",
+            Kind::Unshared => "HashMap, unshared (floor)",
         }
     }
 
@@ -156,6 +174,7 @@ pub enum Contender {
         w: EvWriter,
         r: Mutex<evmap::handles::ReadHandle<u64, u64, (), Hasher>>,
     },
+    Unshared,
 }
 
 impl Contender {
@@ -168,6 +187,13 @@ impl Contender {
             Kind::RwlogAppend => Contender::Rwlog {
                 rt: kv_runtime(0),
                 append: true,
+            },
+            Kind::RwlogDeepQueue => Contender::Rwlog {
+                rt: kv_builder()
+                    .queue_capacity(DEEP_QUEUE)
+                    .build()
+                    .expect("runtime"),
+                append: false,
             },
             Kind::StdRwLock => Contender::Std(Arc::new(RwLock::new(prefilled()))),
             Kind::ParkingLot => {
@@ -191,6 +217,7 @@ impl Contender {
                     r: Mutex::new(r),
                 }
             }
+            Kind::Unshared => Contender::Unshared,
         }
     }
 
@@ -203,6 +230,7 @@ impl Contender {
             Contender::ParkingLot(m) => Box::new(PlRead(Arc::clone(m))),
             Contender::ArcSwap(m) => Box::new(SwapRead(Arc::clone(m))),
             Contender::Evmap { r, .. } => Box::new(EvRead(r.lock().expect("lock").clone())),
+            Contender::Unshared => Box::new(Private(prefilled())),
         }
     }
 
@@ -218,6 +246,7 @@ impl Contender {
             Contender::ParkingLot(m) => Box::new(PlWrite(Arc::clone(m))),
             Contender::ArcSwap(m) => Box::new(SwapWrite(Arc::clone(m))),
             Contender::Evmap { w, .. } => Box::new(EvWrite(Arc::clone(w))),
+            Contender::Unshared => Box::new(Private(prefilled())),
         }
     }
 
@@ -345,6 +374,23 @@ impl Writes for EvWrite {
     fn flush(&mut self) {
         self.0.lock().expect("lock").0.publish();
     }
+}
+
+/// A map only its own thread touches: [`Kind::Unshared`].
+struct Private(Map);
+
+impl Reads for Private {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.get(&key).copied().unwrap_or(0)
+    }
+}
+
+impl Writes for Private {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+
+    fn flush(&mut self) {}
 }
 
 /// A fast, deterministic key generator (xorshift), one per thread.
