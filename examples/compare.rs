@@ -126,6 +126,12 @@ fn scenarios() -> Vec<Scenario> {
             .map(|k| (*k, k.name()))
             .collect::<Vec<_>>()
     };
+    // The read scenarios also measure rwlog's hot-loop reader.
+    let reads = || {
+        let mut v = maps();
+        v.insert(1, (Kind::RwlogCached, Kind::RwlogCached.name()));
+        v
+    };
     let writers = || {
         Kind::WRITERS
             .iter()
@@ -144,19 +150,19 @@ fn scenarios() -> Vec<Scenario> {
     };
     let mut v = vec![
         Scenario {
-            contenders: maps(),
+            contenders: reads(),
             ..rw("reads_1r", "1r", 1, 0)
         },
         Scenario {
-            contenders: maps(),
+            contenders: reads(),
             ..rw("reads_2r", "2r", 2, 0)
         },
         Scenario {
-            contenders: maps(),
+            contenders: reads(),
             ..rw("reads_4r", "4r", 4, 0)
         },
         Scenario {
-            contenders: maps()
+            contenders: reads()
                 .into_iter()
                 .chain([(Kind::RwlogDeepQueue, Kind::RwlogDeepQueue.name())])
                 .collect(),
@@ -191,7 +197,7 @@ fn scenarios() -> Vec<Scenario> {
         name: "read_latency_1w",
         threads: "1r+1w",
         work: Work::ReadLatency,
-        contenders: maps()
+        contenders: reads()
             .into_iter()
             .chain([(Kind::Unshared, Kind::Unshared.name())])
             .collect(),

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use rwlog::{Event, Reader, Recorded, Runtime, StreamId, Ticket, View, Writer};
+use rwlog::{CachedReader, Event, Reader, Recorded, Runtime, StreamId, Ticket, View, Writer};
 
 /// Keys in every contender's map.
 pub const KEYS: u64 = 100_000;
@@ -90,6 +90,9 @@ pub enum Kind {
     Rwlog,
     /// rwlog, writes through `Writer::append` (each waits for its ack).
     RwlogAppend,
+    /// rwlog, reading through a `CachedReader` (a pointer compare while the
+    /// view is unchanged) instead of `Reader::latest`; writes as `Rwlog`.
+    RwlogCached,
     /// rwlog through `submit` with a queue of `DEEP_QUEUE` appends instead of
     /// the default 1024: a writer can run further ahead of the sequencer,
     /// which matters when threads outnumber cores and either may be
@@ -121,6 +124,7 @@ impl Kind {
             Kind::Rwlog => "rwlog",
             Kind::RwlogAppend => "rwlog (append)",
             Kind::RwlogDeepQueue => "rwlog, queue_capacity 64k",
+            Kind::RwlogCached => "rwlog, cached()",
             Kind::StdRwLock => "std RwLock",
             Kind::ParkingLot => "parking_lot RwLock",
             Kind::ArcSwap => "arc-swap clone-per-write",
@@ -166,6 +170,7 @@ pub enum Contender {
     Rwlog {
         rt: Runtime<Set>,
         append: bool,
+        cached: bool,
     },
     Std(Arc<RwLock<Map>>),
     ParkingLot(Arc<parking_lot::RwLock<Map>>),
@@ -183,10 +188,17 @@ impl Contender {
             Kind::Rwlog => Contender::Rwlog {
                 rt: kv_runtime(0),
                 append: false,
+                cached: false,
             },
             Kind::RwlogAppend => Contender::Rwlog {
                 rt: kv_runtime(0),
                 append: true,
+                cached: false,
+            },
+            Kind::RwlogCached => Contender::Rwlog {
+                rt: kv_runtime(0),
+                append: false,
+                cached: true,
             },
             Kind::RwlogDeepQueue => Contender::Rwlog {
                 rt: kv_builder()
@@ -194,6 +206,7 @@ impl Contender {
                     .build()
                     .expect("runtime"),
                 append: false,
+                cached: false,
             },
             Kind::StdRwLock => Contender::Std(Arc::new(RwLock::new(prefilled()))),
             Kind::ParkingLot => {
@@ -223,8 +236,13 @@ impl Contender {
 
     pub fn reader(&self) -> Box<dyn Reads> {
         match self {
-            Contender::Rwlog { rt, .. } => {
-                Box::new(RwlogRead(rt.reader::<Kv>("kv").expect("kv view")))
+            Contender::Rwlog { rt, cached, .. } => {
+                let reader = rt.reader::<Kv>("kv").expect("kv view");
+                if *cached {
+                    Box::new(RwlogCachedRead(reader.cached()))
+                } else {
+                    Box::new(RwlogRead(reader))
+                }
             }
             Contender::Std(m) => Box::new(StdRead(Arc::clone(m))),
             Contender::ParkingLot(m) => Box::new(PlRead(Arc::clone(m))),
@@ -236,7 +254,7 @@ impl Contender {
 
     pub fn writer(&self, id: usize) -> Box<dyn Writes> {
         match self {
-            Contender::Rwlog { rt, append } => Box::new(RwlogWrite {
+            Contender::Rwlog { rt, append, .. } => Box::new(RwlogWrite {
                 w: rt.writer(),
                 stream: StreamId::from(format!("writer-{id}")),
                 append: *append,
@@ -264,6 +282,14 @@ struct RwlogRead(Reader<Kv>);
 impl Reads for RwlogRead {
     fn get(&mut self, key: u64) -> u64 {
         self.0.latest().0.get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct RwlogCachedRead(CachedReader<Kv>);
+
+impl Reads for RwlogCachedRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.load().0.get(&key).copied().unwrap_or(0)
     }
 }
 
