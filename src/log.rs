@@ -4,6 +4,7 @@
 pub(crate) mod file;
 mod memory;
 
+use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
@@ -70,11 +71,20 @@ impl<E> Log<E> {
     pub(crate) fn append(&self, batch: &[Arc<Recorded<E>>]) {
         // Index first: a reader that finds a position in the index before the
         // head covers it skips it (see `read_stream`), never a wrong event.
-        // One lookup per run of events of the same stream.
+        // One update of the shared index per stream in the batch, however
+        // its events interleave with other streams' (each update takes a
+        // shard lock); each stream's positions stay in order.
+        let mut by_stream: HashMap<&StreamId, Vec<Position>, foldhash::fast::RandomState> =
+            HashMap::default();
         for run in batch.chunk_by(|a, b| a.stream == b.stream) {
-            self.streams.update(run[0].stream.clone(), |positions| {
-                positions.extend(run.iter().map(|r| r.position))
-            });
+            by_stream
+                .entry(&run[0].stream)
+                .or_default()
+                .extend(run.iter().map(|r| r.position));
+        }
+        for (stream, new) in by_stream {
+            self.streams
+                .update(stream.clone(), |positions| positions.extend(new));
         }
         self.slots.append(batch);
     }

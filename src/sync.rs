@@ -21,11 +21,11 @@ mod imp {
     pub(crate) type Cache<T> = arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>;
 
     /// A concurrent map readable while the sequencer writes it.
-    pub(crate) struct Index<K, V>(dashmap::DashMap<K, V>);
+    pub(crate) struct Index<K, V>(dashmap::DashMap<K, V, foldhash::fast::RandomState>);
 
     impl<K: Eq + std::hash::Hash, V: Default> Index<K, V> {
         pub(crate) fn new() -> Index<K, V> {
-            Index(dashmap::DashMap::new())
+            Index(dashmap::DashMap::default())
         }
 
         /// Runs `f` on the value of `key`, inserted as the default if absent.
