@@ -521,7 +521,7 @@ pub(crate) struct Reply {
 impl Reply {
     pub(crate) fn send(mut self, result: Result<Appended>) {
         if let Some(shared) = self.shared.take() {
-            resolve(&shared, result);
+            resolve(shared, result);
         }
     }
 }
@@ -529,12 +529,18 @@ impl Reply {
 impl Drop for Reply {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            resolve(&shared, Err(Error::Closed));
+            resolve(shared, Err(Error::Closed));
         }
     }
 }
 
-fn resolve(shared: &Shared, result: Result<Appended>) {
+fn resolve(mut shared: Arc<Shared>, result: Result<Appended>) {
+    // The ticket is gone (submitted and dropped): nobody can see the
+    // answer, so skip the lock. No new reference can appear, since only the
+    // ticket and this reply ever hold one.
+    if Arc::get_mut(&mut shared).is_some() {
+        return;
+    }
     let mut state = shared.lock();
     let (waiting, waker) = match std::mem::replace(&mut *state, State::Done(result)) {
         State::Pending { waiting, waker } => (waiting, waker),
