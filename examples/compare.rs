@@ -13,6 +13,7 @@
 //! cargo run --release --example compare -- --svg compare.svg
 //! cargo run --release --example compare -- --only reads_2r --only replay
 //! cargo run --release --example compare -- --only reads_2r_1w --contender rwlog
+//! cargo run --release --example compare -- --replot docs/compare-2026-11-23-final.txt --svg compare.svg
 //! ```
 
 #[path = "../benches/support/contenders.rs"]
@@ -36,6 +37,8 @@ struct Options {
     only: Vec<String>,
     /// Contender labels to keep (exact match); empty keeps all.
     contenders: Vec<String>,
+    /// Draw the chart from a saved run's JSON lines instead of measuring.
+    replot: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -44,6 +47,7 @@ fn options() -> Result<Options, String> {
         svg: None,
         only: Vec::new(),
         contenders: Vec::new(),
+        replot: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,11 +57,14 @@ fn options() -> Result<Options, String> {
             "--only" => o
                 .only
                 .push(args.next().ok_or("--only needs a scenario name")?),
+            "--replot" => {
+                o.replot = Some(args.next().ok_or("--replot needs a file name")?.into())
+            }
             "--contender" => o
                 .contenders
                 .push(args.next().ok_or("--contender needs a contender label")?),
             "-h" | "--help" => return Err(
-                "usage: compare [--quick] [--svg FILE] [--only SCENARIO]... [--contender LABEL]..."
+                "usage: compare [--quick] [--svg FILE] [--only SCENARIO]... [--contender LABEL]... [--replot RUN.txt --svg FILE]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -261,6 +268,24 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(run) = &opts.replot {
+        let Some(path) = &opts.svg else {
+            eprintln!("--replot needs --svg FILE");
+            std::process::exit(2);
+        };
+        let drawn = std::fs::read_to_string(run)
+            .map_err(|e| e.to_string())
+            .and_then(|text| saved_rows(&text))
+            .and_then(|rows| svg(path, &rows).map_err(|e| e.to_string()));
+        match drawn {
+            Ok(()) => eprintln!("chart written to {}", path.display()),
+            Err(e) => {
+                eprintln!("could not replot {}: {e}", run.display());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let budget = if opts.quick {
         Budget {
             window: Duration::from_millis(250),
@@ -821,6 +846,39 @@ impl Row {
     }
 }
 
+/// The rows of a saved run: its JSON lines (other lines are skipped), with
+/// the ratios as printed. Only what the chart needs is filled in.
+fn saved_rows(text: &str) -> Result<Vec<Row>, String> {
+    let field = |v: &serde_json::Value, name: &str| -> Result<&'static str, String> {
+        let s = v[name]
+            .as_str()
+            .ok_or_else(|| format!("a JSON line without {name:?}"))?;
+        // A short-lived command: the names live as long as the process.
+        Ok(String::leak(s.to_owned()))
+    };
+    let mut rows = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let contender = field(&v, "contender")?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == contender)
+            .unwrap_or(Kind::Rwlog);
+        rows.push(Row {
+            scenario: field(&v, "scenario")?,
+            threads: field(&v, "threads")?,
+            contender,
+            kind,
+            median: Sample::default(),
+            ratio: v["ratio_vs_std_rwlock"].as_f64(),
+        });
+    }
+    if rows.is_empty() {
+        return Err("no JSON lines in the file".into());
+    }
+    Ok(rows)
+}
+
 fn fill_ratios(rows: &mut [Row]) {
     let baselines: Vec<(&str, f64)> = rows
         .iter()
@@ -917,9 +975,18 @@ fn svg(path: &std::path::Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
         v.dedup();
         v
     };
-    let kinds: Vec<Kind> = Kind::WRITERS.to_vec();
+    // Every contender that has a ratio somewhere, in table order.
+    let kinds: Vec<Kind> =
+        rows.iter()
+            .filter(|r| r.ratio.is_some())
+            .fold(Vec::new(), |mut v, r| {
+                if !v.contains(&r.kind) {
+                    v.push(r.kind);
+                }
+                v
+            });
     // Headroom above the tallest bar keeps the legend clear of the bars.
-    let max = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::max) * 40.0;
+    let max = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::max) * 1000.0;
     let min = rows.iter().filter_map(|r| r.ratio).fold(1.0f64, f64::min) / 2.0;
     let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
     root.fill(&WHITE)?;

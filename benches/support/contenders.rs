@@ -142,6 +142,19 @@ impl Kind {
         Kind::Evmap,
     ];
 
+    /// Every kind, for looking one up by name.
+    pub const ALL: [Kind; 9] = [
+        Kind::Rwlog,
+        Kind::RwlogAppend,
+        Kind::RwlogCached,
+        Kind::RwlogDeepQueue,
+        Kind::StdRwLock,
+        Kind::ParkingLot,
+        Kind::ArcSwap,
+        Kind::Evmap,
+        Kind::Unshared,
+    ];
+
     /// The contenders of write scenarios: rwlog both ways.
     pub const WRITERS: [Kind; 6] = [
         Kind::Rwlog,
