@@ -188,8 +188,17 @@ impl<E: Event> Builder<E> {
     }
 
     /// How many appends may wait in the queue before writers wait for room
-    /// (default 1024). A deeper queue adds latency under saturation (an
-    /// append waits behind every queued one) and little throughput.
+    /// (default 1024). The queue is allocated whole (about 100 bytes per
+    /// append plus the event's own size), and under saturation an append
+    /// waits behind every queued one.
+    ///
+    /// With a core for each busy thread, a deeper queue adds latency and
+    /// little throughput. When busy threads outnumber cores it can add a
+    /// lot: a writer that finds the queue full, or a sequencer that finds
+    /// it empty, sleeps, and may then wait a whole time slice for a core, so
+    /// each hand-off should carry more. In the compare example's
+    /// `reads_2r_1w` (two spinning readers, one writer, two cores), 65,536
+    /// instead of 1,024 took the writer from ~0.4M to ~1.5M events/s.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
