@@ -189,8 +189,9 @@ pub(crate) struct Sequencer<E> {
 ///
 /// The 74 bits are a 42-bit counter (rand_a and the top of rand_b, the
 /// RFC's "fixed bit-length dedicated counter" method: ids of one sequencer
-/// sort in the order it gave them) over a 32-bit random salt drawn once. The
-/// counter starts at a random value too. Drawing fresh random bits for every
+/// sort in the order it gave them, except once every 2^42 ids, when the
+/// counter wraps within a millisecond) over a 32-bit random salt drawn
+/// once. The counter starts at a random value too. Drawing fresh random bits for every
 /// event cost about a quarter of the sequencer's instructions per event.
 struct Ids {
     counter: u64,
