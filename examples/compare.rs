@@ -139,6 +139,10 @@ fn scenarios() -> Vec<Scenario> {
         v.insert(1, (Kind::RwlogCached, Kind::RwlogCached.name()));
         v
     };
+    let plus = |mut v: Vec<(Kind, &'static str)>, extra: Kind| {
+        v.push((extra, extra.name()));
+        v
+    };
     let writers = || {
         Kind::WRITERS
             .iter()
@@ -169,10 +173,7 @@ fn scenarios() -> Vec<Scenario> {
             ..rw("reads_4r", "4r", 4, 0)
         },
         Scenario {
-            contenders: reads()
-                .into_iter()
-                .chain([(Kind::RwlogDeepQueue, Kind::RwlogDeepQueue.name())])
-                .collect(),
+            contenders: plus(reads(), Kind::RwlogDeepQueue),
             ..rw("reads_2r_1w", "2r+1w", 2, 1)
         },
         Scenario {
@@ -204,10 +205,7 @@ fn scenarios() -> Vec<Scenario> {
         name: "read_latency_1w",
         threads: "1r+1w",
         work: Work::ReadLatency,
-        contenders: reads()
-            .into_iter()
-            .chain([(Kind::Unshared, Kind::Unshared.name())])
-            .collect(),
+        contenders: plus(reads(), Kind::Unshared),
     });
     v.push(Scenario {
         name: "append_latency",
@@ -273,14 +271,13 @@ fn main() {
             eprintln!("--replot needs --svg FILE");
             std::process::exit(2);
         };
-        let drawn = std::fs::read_to_string(run)
+        match std::fs::read_to_string(run)
             .map_err(|e| e.to_string())
             .and_then(|text| saved_rows(&text))
-            .and_then(|rows| svg(path, &rows).map_err(|e| e.to_string()));
-        match drawn {
-            Ok(()) => eprintln!("chart written to {}", path.display()),
+        {
+            Ok(rows) => write_chart(path, &rows),
             Err(e) => {
-                eprintln!("could not replot {}: {e}", run.display());
+                eprintln!("could not read a saved run from {}: {e}", run.display());
                 std::process::exit(1);
             }
         }
@@ -366,12 +363,17 @@ fn main() {
         println!("{}", r.json());
     }
     if let Some(path) = &opts.svg {
-        match svg(path, &rows) {
-            Ok(()) => eprintln!("chart written to {}", path.display()),
-            Err(e) => {
-                eprintln!("could not write {}: {e}", path.display());
-                std::process::exit(1);
-            }
+        write_chart(path, &rows);
+    }
+}
+
+/// Draws the chart to `path`, or exits with the error.
+fn write_chart(path: &std::path::Path, rows: &[Row]) {
+    match svg(path, rows) {
+        Ok(()) => eprintln!("chart written to {}", path.display()),
+        Err(e) => {
+            eprintln!("could not write {}: {e}", path.display());
+            std::process::exit(1);
         }
     }
 }
@@ -846,8 +848,9 @@ impl Row {
     }
 }
 
-/// The rows of a saved run: its JSON lines (other lines are skipped), with
-/// the ratios as printed. Only what the chart needs is filled in.
+/// The rows of a saved run that the chart draws: its JSON lines (other lines
+/// are skipped) of named contenders, with the ratios as printed. Only what
+/// the chart needs is filled in.
 fn saved_rows(text: &str) -> Result<Vec<Row>, String> {
     let field = |v: &serde_json::Value, name: &str| -> Result<&'static str, String> {
         let s = v[name]
@@ -860,10 +863,11 @@ fn saved_rows(text: &str) -> Result<Vec<Row>, String> {
     for line in text.lines().filter(|l| l.starts_with('{')) {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let contender = field(&v, "contender")?;
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == contender)
-            .unwrap_or(Kind::Rwlog);
+        // Rows of the rwlog-only scenarios carry their own labels and no
+        // ratio: the chart has no bar for them.
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.name() == contender) else {
+            continue;
+        };
         rows.push(Row {
             scenario: field(&v, "scenario")?,
             threads: field(&v, "threads")?,
