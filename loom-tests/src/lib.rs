@@ -8,6 +8,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// The event every model appends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note(pub u64);
+
+impl rwlog::Event for Note {}
+
 const CHILD: &str = "RWLOG_LOOM_BROKEN";
 const CAUGHT: &str = "RWLOG_LOOM_CAUGHT";
 

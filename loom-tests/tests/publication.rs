@@ -8,12 +8,8 @@
 use std::sync::Arc;
 
 use loom::thread;
-use rwlog::{Event, Faults, Position, Recorded, Runtime, View};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught};
-
-#[derive(Clone, Debug, PartialEq)]
-struct Note(u64);
-impl Event for Note {}
+use rwlog::{Faults, Position, Recorded, Runtime, View};
+use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
 
 /// Every payload, in order: the fold that shows any torn or reordered state.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -7,12 +7,8 @@
 use std::sync::Arc;
 
 use loom::thread;
-use rwlog::{Error, Event, Faults, Position, Runtime};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught};
-
-#[derive(Clone, Debug, PartialEq)]
-struct Note(u64);
-impl Event for Note {}
+use rwlog::{Error, Faults, Position, Runtime};
+use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
 
 fn model(faults: Faults) {
     let rt = Arc::new(Runtime::<Note>::builder().faults(faults).build().unwrap());

@@ -9,12 +9,8 @@ use std::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use rwlog::__loom::Signal;
-use rwlog::{Event, Faults, Position, Recorded, Runtime, View};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught};
-
-#[derive(Clone, Debug, PartialEq)]
-struct Note(u64);
-impl Event for Note {}
+use rwlog::{Faults, Position, Recorded, Runtime, View};
+use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
 
 #[derive(Clone, Debug, Default)]
 struct Sum(u64);
