@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::position::{Position, StreamId};
+use crate::sync::Arc;
 
 /// A type whose values are appended to an rwlog log.
 ///
@@ -326,5 +327,82 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
             d.field("metadata", m);
         }
         d.field("payload", &self.payload).finish()
+    }
+}
+
+/// A recorded event as the log hands it out (from [`Log`](crate::Log),
+/// subscriptions and their iterators): a shared handle that derefs to
+/// [`Recorded`]. Cloning it costs one reference count.
+///
+/// The sequencer stores each batch of events as one allocation; an
+/// `EventRef` keeps its batch alive, as the log does anyway.
+///
+/// ```
+/// use rwlog::{Event, EventRef, Position, Recorded, Runtime};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Note(&'static str);
+/// impl Event for Note {}
+///
+/// let rt = Runtime::<Note>::builder().build()?;
+/// rt.writer().append_batch("s", [Note("a"), Note("b")])?;
+/// let e: EventRef<Note> = rt.log().get(Position(2)).unwrap();
+/// assert_eq!((e.position(), e.payload()), (Position(2), &Note("b"))); // deref
+/// let owned: Recorded<Note> = e.get().clone();
+/// assert_eq!(owned.version(), 2);
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct EventRef<E> {
+    batch: Arc<[Recorded<E>]>,
+    index: usize,
+}
+
+impl<E> EventRef<E> {
+    /// The event at `position` of `batch`, if the batch holds it.
+    pub(crate) fn new(batch: Arc<[Recorded<E>]>, position: u64) -> Option<EventRef<E>> {
+        let first = batch.first()?.position.0;
+        let index = usize::try_from(position.checked_sub(first)?).ok()?;
+        (index < batch.len()).then_some(EventRef { batch, index })
+    }
+
+    /// The recorded event (what deref gives too).
+    pub fn get(&self) -> &Recorded<E> {
+        // In bounds: `new` checked it, and the batch never changes.
+        &self.batch[self.index]
+    }
+}
+
+impl<E> std::ops::Deref for EventRef<E> {
+    type Target = Recorded<E>;
+
+    fn deref(&self) -> &Recorded<E> {
+        self.get()
+    }
+}
+
+impl<E> AsRef<Recorded<E>> for EventRef<E> {
+    fn as_ref(&self) -> &Recorded<E> {
+        self.get()
+    }
+}
+
+impl<E> Clone for EventRef<E> {
+    fn clone(&self) -> EventRef<E> {
+        EventRef {
+            batch: Arc::clone(&self.batch),
+            index: self.index,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for EventRef<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<E: Serialize> Serialize for EventRef<E> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
     }
 }

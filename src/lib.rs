@@ -122,7 +122,7 @@ mod writer;
 #[cfg(feature = "async")]
 pub use actor::{testing, ActorOptions, Actors, Aggregate, CommandError, CommandStatus, Done};
 pub use error::{Error, Result};
-pub use event::{Event, Metadata, NewEvent, Recorded, Timestamp};
+pub use event::{Event, EventRef, Metadata, NewEvent, Recorded, Timestamp};
 #[cfg(loom)]
 pub use faults::Faults;
 

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
-use crate::event::{Event, Recorded, Timestamp};
+use crate::event::{Event, EventRef, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::{Arc, Index};
+use crate::sync::Index;
 
+pub(crate) use memory::Batch;
 use memory::{Directory, Slots};
 
 /// The log of a [`Runtime`](crate::Runtime), from [`Runtime::log`](crate::Runtime::log).
@@ -68,7 +69,7 @@ impl<E> Log<E> {
     }
 
     /// Appends a batch whose positions continue the log. Sequencer only.
-    pub(crate) fn append(&self, batch: &[Arc<Recorded<E>>]) {
+    pub(crate) fn append(&self, batch: &Batch<E>) {
         // Index first: a reader that finds a position in the index before the
         // head covers it skips it (see `read_stream`), never a wrong event.
         // One update of the shared index per stream in the batch, however
@@ -95,7 +96,7 @@ impl<E> Log<E> {
     }
 
     /// The event at `position`, or `None` if it is 0 or above the head.
-    pub fn get(&self, position: Position) -> Option<Arc<Recorded<E>>> {
+    pub fn get(&self, position: Position) -> Option<EventRef<E>> {
         self.slots.get(position.0)
     }
 
@@ -121,11 +122,7 @@ impl<E> Log<E> {
             Bound::Unbounded => head,
         }
         .min(head);
-        LogIter {
-            dir,
-            front: start,
-            back: end,
-        }
+        LogIter::new(dir, start, end)
     }
 
     /// Events in a range of positions, newest first.
@@ -172,11 +169,7 @@ impl<E> Log<E> {
             Bound::Excluded(t) => first_after(&dir, head, |ts| ts < stamp(t)) - 1,
             Bound::Unbounded => head,
         };
-        LogIter {
-            dir,
-            front: start,
-            back: end,
-        }
+        LogIter::new(dir, start, end)
     }
 
     /// The last position recorded at or before `time`, if any.
@@ -194,7 +187,7 @@ impl<E: Event> Log<E> {
         &self,
         event_type: &'a str,
         range: impl RangeBounds<Position>,
-    ) -> impl Iterator<Item = Arc<Recorded<E>>> + 'a {
+    ) -> impl Iterator<Item = EventRef<E>> + 'a {
         self.read_all(range)
             .filter(move |r| r.payload.event_type() == event_type)
     }
@@ -211,7 +204,7 @@ fn first_after<E>(dir: &Directory<E>, head: u64, before: impl Fn(Timestamp) -> b
     let (mut lo, mut hi) = (1, head + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match memory::read(dir, mid) {
+        match dir.read(mid) {
             Some(r) if before(r.recorded_at) => lo = mid + 1,
             _ => hi = mid,
         }
@@ -224,6 +217,35 @@ pub struct LogIter<E> {
     dir: Directory<E>,
     front: u64,
     back: u64,
+    /// The batch read last from either end: the next event is usually in it.
+    batch: Option<Batch<E>>,
+}
+
+impl<E> LogIter<E> {
+    fn new(dir: Directory<E>, front: u64, back: u64) -> LogIter<E> {
+        LogIter {
+            dir,
+            front,
+            back,
+            batch: None,
+        }
+    }
+
+    fn read(&mut self, position: u64) -> Option<EventRef<E>> {
+        let cached = self.batch.as_ref().and_then(|b| {
+            let (first, last) = (b.first()?.position.0, b.last()?.position.0);
+            (first..=last)
+                .contains(&position)
+                .then(|| EventRef::new(b.clone(), position))
+                .flatten()
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        let batch = self.dir.batch(position)?;
+        self.batch = Some(batch.clone());
+        EventRef::new(batch, position)
+    }
 }
 
 impl<E> std::fmt::Debug for LogIter<E> {
@@ -236,13 +258,13 @@ impl<E> std::fmt::Debug for LogIter<E> {
 }
 
 impl<E> Iterator for LogIter<E> {
-    type Item = Arc<Recorded<E>>;
+    type Item = EventRef<E>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.front > self.back {
             return None;
         }
-        let r = memory::read(&self.dir, self.front);
+        let r = self.read(self.front);
         self.front += 1;
         r
     }
@@ -258,7 +280,7 @@ impl<E> DoubleEndedIterator for LogIter<E> {
         if self.front > self.back {
             return None;
         }
-        let r = memory::read(&self.dir, self.back);
+        let r = self.read(self.back);
         self.back -= 1;
         r
     }
@@ -281,9 +303,72 @@ impl<E> std::fmt::Debug for StreamIter<E> {
 }
 
 impl<E> Iterator for StreamIter<E> {
-    type Item = Arc<Recorded<E>>;
+    type Item = EventRef<E>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        memory::read(&self.dir, self.positions.next()?.0)
+        self.dir.read(self.positions.next()?.0)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::event::Recorded;
+    use crate::faults::Faults;
+
+    /// A log of `sizes.len()` batches of those sizes, events alternating
+    /// between streams "a" and "b", payload = position.
+    fn log_of(sizes: &[u64]) -> Log<u64> {
+        let log = Log::new(Faults::default());
+        let (mut p, mut versions) = (0, [0, 0]);
+        for &n in sizes {
+            let batch: Batch<u64> = (0..n)
+                .map(|_| {
+                    p += 1;
+                    let s = (p % 2) as usize;
+                    versions[s] += 1;
+                    Recorded {
+                        position: Position(p),
+                        stream: StreamId::from(["a", "b"][s]),
+                        version: versions[s],
+                        id: uuid::Uuid::nil(),
+                        recorded_at: Timestamp::from_nanos(p * 10),
+                        schema_version: 1,
+                        metadata: None,
+                        payload: p,
+                    }
+                })
+                .collect();
+            log.append(&batch);
+        }
+        log
+    }
+
+    #[test]
+    fn iterators_cross_batches_in_both_directions() {
+        let log = log_of(&[1, 5, 1, 1, 7, 2]);
+        let head = log.head().0;
+        assert_eq!(head, 17);
+        let forward: Vec<u64> = log.read_all(..).map(|e| e.payload).collect();
+        assert_eq!(forward, (1..=head).collect::<Vec<_>>());
+        let backward: Vec<u64> = log.read_backward(..).map(|e| e.payload).collect();
+        assert_eq!(backward, (1..=head).rev().collect::<Vec<_>>());
+        // Alternating ends: the batch remembered from one end must not
+        // answer for the other.
+        let mut it = log.read_all(Position(2)..=Position(16));
+        let mut ends = Vec::new();
+        while let (Some(a), b) = (it.next(), it.next_back()) {
+            ends.push(a.payload);
+            ends.extend(b.map(|e| e.payload));
+        }
+        assert_eq!(ends, [2, 16, 3, 15, 4, 14, 5, 13, 6, 12, 7, 11, 8, 10, 9]);
+        let a: Vec<(u64, u64)> = log
+            .read_stream("a", 3)
+            .map(|e| (e.version, e.payload))
+            .collect();
+        assert_eq!(a, [(3, 6), (4, 8), (5, 10), (6, 12), (7, 14), (8, 16)]);
+        assert_eq!(log.stream_version("b"), 9);
+        let at = Timestamp::from_nanos(75).to_system_time();
+        assert_eq!(log.position_at(at), Some(Position(7)));
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::event::{Event, Recorded, Timestamp};
 use crate::faults::Faults;
 use crate::log::file::{self, DirOptions, Storage};
+use crate::log::Batch;
 use crate::log::Log;
 use crate::position::Position;
 use crate::reader::{Reader, Timeline};
@@ -83,7 +84,7 @@ struct ViewSetup<'a, E> {
     every: u64,
     spares: usize,
     faults: Faults,
-    recovered: &'a [Arc<Recorded<E>>],
+    recovered: &'a [Recorded<E>],
     /// The log directory, for views whose snapshots persist.
     dir: Option<&'a Path>,
 }
@@ -92,9 +93,8 @@ type ViewFactory<E> =
     Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>>;
 
 /// Opens a log directory: the recovered events and the segment writer.
-type Opener<E> = Box<
-    dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<(Vec<Arc<Recorded<E>>>, Box<dyn Durable<E>>)>,
->;
+type Opener<E> =
+    Box<dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<(Vec<Recorded<E>>, Box<dyn Durable<E>>)>>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 ///
@@ -286,6 +286,8 @@ impl<E: Event> Builder<E> {
             }
             None => (Vec::new(), None, None),
         };
+        // The recovered log is one batch: one allocation for all of it.
+        let recovered: Batch<E> = recovered.into();
         let log = Log::new(self.faults);
         log.append(&recovered);
         let mut drivers = Vec::with_capacity(self.views.len());

@@ -12,11 +12,12 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent, Recorded, Timestamp};
 use crate::faults::Faults;
+use crate::log::Batch;
 use crate::position::{Expected, Position, StreamId};
 use crate::runtime::Shared;
 use crate::sync::channel::{Receiver, TryRecvError};
 use crate::sync::{self, fence, Arc, AtomicBool, AtomicUsize, Ordering};
-use crate::view::{Batch, ViewDriver};
+use crate::view::ViewDriver;
 use crate::writer::{Appended, Reply};
 
 /// A message to the sequencer.
@@ -155,11 +156,11 @@ const YIELDS: u32 = sync::budget(64);
 pub(crate) trait Durable<E>: Send {
     /// Writes (and, as configured, syncs) one batch. An error means the
     /// batch may not be durable: it is not published or acknowledged.
-    fn append(&mut self, batch: &[Arc<Recorded<E>>]) -> std::io::Result<()>;
+    fn append(&mut self, batch: &[Recorded<E>]) -> std::io::Result<()>;
 }
 
 impl<E: Event + serde::Serialize> Durable<E> for crate::log::file::SegmentWriter {
-    fn append(&mut self, batch: &[Arc<Recorded<E>>]) -> std::io::Result<()> {
+    fn append(&mut self, batch: &[Recorded<E>]) -> std::io::Result<()> {
         crate::log::file::SegmentWriter::append(self, batch)
     }
 }
@@ -405,7 +406,7 @@ impl<E: Event> Sequencer<E> {
             let count = cmd.events.len() as u64;
             for (i, e) in (1..).zip(cmd.events.into_iter()) {
                 let id = e.id.unwrap_or_else(|| self.ids.next(millis));
-                records.push(Arc::new(Recorded {
+                records.push(Recorded {
                     position: Position(next),
                     stream: cmd.stream.clone(),
                     version: current + i,
@@ -414,7 +415,7 @@ impl<E: Event> Sequencer<E> {
                     schema_version: E::SCHEMA_VERSION,
                     metadata: e.metadata,
                     payload: e.payload,
-                }));
+                });
                 next += 1;
             }
             let ack = Appended {

@@ -58,7 +58,7 @@ impl<V> History<V> {
 /// `base`.
 pub(crate) fn replay<V, E>(
     base: &Snapshot<V>,
-    events: impl Iterator<Item = Arc<Recorded<E>>>,
+    events: impl Iterator<Item = impl std::ops::Deref<Target = Recorded<E>>>,
 ) -> Snapshot<V>
 where
     V: View<E>,

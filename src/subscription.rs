@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::event::{Event, Recorded};
+use crate::event::{Event, EventRef};
 use crate::position::Position;
 use crate::reader::Timeline;
 use crate::runtime::Shared;
@@ -59,7 +59,7 @@ impl<E: Event> Subscription<E> {
     }
 
     /// The next event if it is already in the log.
-    pub fn try_next(&mut self) -> Option<Arc<Recorded<E>>> {
+    pub fn try_next(&mut self) -> Option<EventRef<E>> {
         let e = self.shared.log.get(self.next)?;
         self.next = self.next.next();
         Some(e)
@@ -67,11 +67,11 @@ impl<E: Event> Subscription<E> {
 
     /// The next event, waiting at most `timeout` for it. `None` on timeout or
     /// once the runtime has shut down and every event was delivered.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Arc<Recorded<E>>> {
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<EventRef<E>> {
         self.wait(Some(Instant::now() + timeout))
     }
 
-    fn wait(&mut self, deadline: Option<Instant>) -> Option<Arc<Recorded<E>>> {
+    fn wait(&mut self, deadline: Option<Instant>) -> Option<EventRef<E>> {
         loop {
             if let Some(e) = self.try_next() {
                 return Some(e);
@@ -94,7 +94,7 @@ impl<E: Event> Subscription<E> {
 }
 
 impl<E: Event> Iterator for Subscription<E> {
-    type Item = Arc<Recorded<E>>;
+    type Item = EventRef<E>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.wait(None)
@@ -103,7 +103,7 @@ impl<E: Event> Iterator for Subscription<E> {
 
 #[cfg(feature = "async")]
 impl<E: Event> futures_core::Stream for Subscription<E> {
-    type Item = Arc<Recorded<E>>;
+    type Item = EventRef<E>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,

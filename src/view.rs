@@ -21,6 +21,7 @@ use std::ops::Deref;
 
 use crate::event::Recorded;
 use crate::faults::Faults;
+use crate::log::Batch;
 use crate::position::Position;
 use crate::snapshot::History;
 use crate::sync::{self, Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
@@ -136,9 +137,6 @@ impl<V: fmt::Debug> fmt::Debug for Snapshot<V> {
     }
 }
 
-/// A batch of recorded events, shared by the log and every view.
-pub(crate) type Batch<E> = Arc<[Arc<Recorded<E>>]>;
-
 /// What readers and the runtime share of one view.
 ///
 /// Invariant: `current` only ever moves forward in position, and each value
@@ -179,7 +177,7 @@ impl<V> ViewShared<V> {
     /// given, else from the initial state. Keeps snapshots on the way as
     /// publication would. A panicking `apply` fails the view, as it would
     /// live.
-    pub(crate) fn recover<E>(&self, base: Option<Snapshot<V>>, events: &[Arc<Recorded<E>>])
+    pub(crate) fn recover<E>(&self, base: Option<Snapshot<V>>, events: &[Recorded<E>])
     where
         V: View<E>,
     {

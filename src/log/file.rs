@@ -28,7 +28,6 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Event, Metadata, Recorded, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::Arc;
 use crate::upcast::Upcasters;
 
 const MAGIC: &[u8; 8] = b"RWLOGSEG";
@@ -229,10 +228,7 @@ impl SegmentWriter {
     }
 
     /// Encodes, writes and (with `Fsync`) syncs one batch.
-    pub(crate) fn append<E: Event + Serialize>(
-        &mut self,
-        batch: &[Arc<Recorded<E>>],
-    ) -> io::Result<()> {
+    pub(crate) fn append<E: Event + Serialize>(&mut self, batch: &[Recorded<E>]) -> io::Result<()> {
         if self.failed {
             return Err(io::Error::other(
                 "an earlier write or sync of the log failed; reopen the runtime",
@@ -326,7 +322,7 @@ fn encode_frame<E: Event + Serialize>(
 
 /// What opening a directory found.
 pub(crate) struct Recovered<E> {
-    pub(crate) events: Vec<Arc<Recorded<E>>>,
+    pub(crate) events: Vec<Recorded<E>>,
     pub(crate) writer: SegmentWriter,
 }
 
@@ -360,7 +356,7 @@ pub(crate) fn open<E: Event + serde::de::DeserializeOwned>(
     }
     segments.sort();
 
-    let mut events: Vec<Arc<Recorded<E>>> = Vec::new();
+    let mut events: Vec<Recorded<E>> = Vec::new();
     let mut tail: Option<(PathBuf, u64)> = None;
     let count = segments.len();
     for (i, (first, path)) in segments.iter().enumerate() {
@@ -422,7 +418,7 @@ fn read_segment<E: Event + serde::de::DeserializeOwned>(
     last: bool,
     max: u32,
     upcasters: &Upcasters<E>,
-    events: &mut Vec<Arc<Recorded<E>>>,
+    events: &mut Vec<Recorded<E>>,
 ) -> Result<u64> {
     let data = fs::read(path)?;
     if data.len() < HEADER_LEN {
@@ -528,7 +524,7 @@ fn read_segment<E: Event + serde::de::DeserializeOwned>(
                 ),
             ));
         }
-        events.push(Arc::new(record));
+        events.push(record);
         off = end;
     }
     Ok(off as u64)

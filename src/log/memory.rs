@@ -1,46 +1,96 @@
-//! The in-memory event store: append-only chunks of write-once slots.
+//! The in-memory event store: each batch the sequencer appends is one
+//! allocation holding its events inline, and append-only chunks map every
+//! position to the batch that holds it.
 
-use crate::event::Recorded;
+use crate::event::{EventRef, Recorded};
 use crate::faults::Faults;
 use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 
-/// Slots per chunk. A chunk is allocated whole when the log reaches it.
-/// Small under loom, where every slot is an object loom tracks.
+/// Entries per chunk. A chunk is allocated whole when the log reaches it.
+/// Small under loom, where every entry is an object loom tracks.
 const CHUNK: usize = if cfg!(loom) { 4 } else { 1 << 14 };
 
-type Slot<E> = OnceLock<Arc<Recorded<E>>>;
+/// A batch of events as the sequencer appended it, stored whole.
+pub(crate) type Batch<E> = Arc<[Recorded<E>]>;
 
-/// One fixed-size run of slots.
-pub(crate) struct Chunk<E> {
-    slots: Box<[Slot<E>]>,
+/// A growable array of write-once entries that readers index without a lock:
+/// fixed-size chunks behind a directory that is replaced (never changed) when
+/// it grows.
+struct Chunked<T> {
+    dir: ArcSwap<Vec<Arc<[T]>>>,
 }
 
-impl<E> Chunk<E> {
-    fn new() -> Chunk<E> {
-        Chunk {
-            slots: (0..CHUNK).map(|_| OnceLock::new()).collect(),
+/// A loaded directory of a [`Chunked`] array.
+type Dir<T> = Arc<Vec<Arc<[T]>>>;
+
+impl<T> Chunked<T> {
+    fn new() -> Chunked<T> {
+        Chunked {
+            dir: ArcSwap::from_pointee(Vec::new()),
         }
+    }
+
+    /// The directory, grown (and published) to cover index `i` if it does
+    /// not yet. Only the sequencer grows it.
+    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Dir<T> {
+        let dir = self.dir.load_full();
+        let needed = i / CHUNK + 1;
+        if dir.len() >= needed {
+            return dir;
+        }
+        let mut grown = Vec::with_capacity(needed.max(dir.len() * 2));
+        grown.extend(dir.iter().cloned());
+        grown.resize_with(needed, || (0..CHUNK).map(|_| fresh()).collect());
+        let grown = Arc::new(grown);
+        self.dir.store(Arc::clone(&grown));
+        grown
     }
 }
 
-/// The chunk directory: chunk `i` holds positions `i * CHUNK + 1 ..= (i + 1) * CHUNK`.
-pub(crate) type Directory<E> = Arc<Vec<Arc<Chunk<E>>>>;
+fn entry<T>(dir: &[Arc<[T]>], i: usize) -> Option<&T> {
+    dir.get(i / CHUNK)?.get(i % CHUNK)
+}
 
 /// Append-only storage of recorded events.
 ///
-/// Invariant: every slot at a position `<= head` is written and never
-/// changes; slots above `head` are not read. One thread (the sequencer)
-/// appends; any number of threads read without a lock.
+/// Invariant: for every position `p <= head`, `batch_of[p - 1]` holds a
+/// number `b` such that `batches[b - 1]` is written and holds `p`; neither
+/// ever changes.
+/// Entries above the head are not read. One thread (the sequencer) appends;
+/// any number of threads read without a lock.
 pub(crate) struct Slots<E> {
-    dir: ArcSwap<Vec<Arc<Chunk<E>>>>,
+    /// The number (from 1) of position `p`'s batch at index `p - 1` (0: not
+    /// written yet).
+    batch_of: Chunked<AtomicU64>,
+    batches: Chunked<OnceLock<Batch<E>>>,
+    /// Batches appended so far; written by the sequencer only.
+    batch_count: AtomicU64,
     head: AtomicU64,
     faults: Faults,
+}
+
+/// What a reader needs to read every position up to the head it loaded
+/// first.
+pub(crate) struct Directory<E> {
+    batch_of: Dir<AtomicU64>,
+    batches: Dir<OnceLock<Batch<E>>>,
+}
+
+impl<E> Clone for Directory<E> {
+    fn clone(&self) -> Directory<E> {
+        Directory {
+            batch_of: Arc::clone(&self.batch_of),
+            batches: Arc::clone(&self.batches),
+        }
+    }
 }
 
 impl<E> Slots<E> {
     pub(crate) fn new(faults: Faults) -> Slots<E> {
         Slots {
-            dir: ArcSwap::from_pointee(Vec::new()),
+            batch_of: Chunked::new(),
+            batches: Chunked::new(),
+            batch_count: AtomicU64::new(0),
             head: AtomicU64::new(0),
             faults,
         }
@@ -49,34 +99,33 @@ impl<E> Slots<E> {
     /// The highest readable position (0 when empty).
     pub(crate) fn head(&self) -> u64 {
         // Acquire pairs with the Release store in `append`: a reader that sees
-        // head >= p also sees slot p written and the directory that holds it.
+        // head >= p also sees position p's entry, its batch and the
+        // directories that hold them.
         self.head.load(Ordering::Acquire)
     }
 
-    /// Appends events whose positions continue the log. Only the sequencer
+    /// Appends a batch whose positions continue the log. Only the sequencer
     /// calls this, so appends never race each other.
-    pub(crate) fn append(&self, batch: &[Arc<Recorded<E>>]) {
-        let Some(last) = batch.last() else { return };
-        let mut dir = self.dir.load_full();
-        let needed = usize::try_from(last.position.0)
-            .unwrap_or(usize::MAX)
-            .div_ceil(CHUNK);
-        if dir.len() < needed {
-            let mut grown = Vec::with_capacity(needed.max(dir.len() * 2));
-            grown.extend(dir.iter().cloned());
-            grown.resize_with(needed, || Arc::new(Chunk::new()));
-            dir = Arc::new(grown);
-            // Readers load the directory only after loading the head, and the
-            // head store below is Release, so they see this directory.
-            self.dir.store(Arc::clone(&dir));
+    pub(crate) fn append(&self, batch: &Batch<E>) {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return;
+        };
+        let number = self.batch_count.load(Ordering::Relaxed) + 1;
+        self.batch_count.store(number, Ordering::Relaxed);
+        let b = index(number).unwrap_or(usize::MAX);
+        let batches = self.batches.covering(b, OnceLock::new);
+        let written = batches[b / CHUNK][b % CHUNK].set(Arc::clone(batch));
+        debug_assert!(written.is_ok(), "batch {number} written twice");
+        let top = index(last.position.0).unwrap_or(usize::MAX);
+        let batch_of = self.batch_of.covering(top, || AtomicU64::new(0));
+        for p in first.position.0..=last.position.0 {
+            let i = index(p).unwrap_or(usize::MAX);
+            // Relaxed: readers reach this entry only through the head,
+            // stored with Release below.
+            batch_of[i / CHUNK][i % CHUNK].store(number, Ordering::Relaxed);
         }
-        for rec in batch {
-            let (c, s) = locate(rec.position.0);
-            let written = dir[c].slots[s].set(Arc::clone(rec));
-            debug_assert!(written.is_ok(), "slot {} written twice", rec.position);
-        }
-        // Release pairs with the Acquire load in `head`: the slots written
-        // above are visible to whoever sees the new head.
+        // Release pairs with the Acquire load in `head`: the entries and the
+        // batch written above are visible to whoever sees the new head.
         let order = if self.faults.relaxed_head() {
             Ordering::Relaxed
         } else {
@@ -88,27 +137,50 @@ impl<E> Slots<E> {
     /// The head and a directory covering every position up to it.
     pub(crate) fn snapshot(&self) -> (u64, Directory<E>) {
         let head = self.head();
-        (head, self.dir.load_full())
+        let dir = Directory {
+            batch_of: self.batch_of.dir.load_full(),
+            batches: self.batches.dir.load_full(),
+        };
+        (head, dir)
     }
 
     /// The event at `position`, if it is at or below the head.
-    pub(crate) fn get(&self, position: u64) -> Option<Arc<Recorded<E>>> {
+    pub(crate) fn get(&self, position: u64) -> Option<EventRef<E>> {
         if position == 0 || position > self.head() {
             return None;
         }
-        read(&self.dir.load(), position)
+        let (batch_of, batches) = (self.batch_of.dir.load(), self.batches.dir.load());
+        let batch = batch_at(&batch_of, &batches, position)?;
+        EventRef::new(batch, position)
     }
 }
 
-/// Reads a position known to be at or below a head loaded before `dir`.
-pub(crate) fn read<E>(dir: &[Arc<Chunk<E>>], position: u64) -> Option<Arc<Recorded<E>>> {
-    let (c, s) = locate(position);
-    dir.get(c)?.slots.get(s)?.get().cloned()
+impl<E> Directory<E> {
+    /// The batch holding a position known to be at or below a head loaded
+    /// before this directory.
+    pub(crate) fn batch(&self, position: u64) -> Option<Batch<E>> {
+        batch_at(&self.batch_of, &self.batches, position)
+    }
+
+    /// The event at such a position.
+    pub(crate) fn read(&self, position: u64) -> Option<EventRef<E>> {
+        EventRef::new(self.batch(position)?, position)
+    }
 }
 
-fn locate(position: u64) -> (usize, usize) {
-    let index = usize::try_from(position - 1).unwrap_or(usize::MAX);
-    (index / CHUNK, index % CHUNK)
+fn batch_at<E>(
+    batch_of: &[Arc<[AtomicU64]>],
+    batches: &[Arc<[OnceLock<Batch<E>>]>],
+    position: u64,
+) -> Option<Batch<E>> {
+    let number = entry(batch_of, index(position)?)?.load(Ordering::Relaxed);
+    entry(batches, index(number)?)?.get().cloned()
+}
+
+/// The array index of a position or batch number (both count from 1);
+/// `None` for 0.
+fn index(n: u64) -> Option<usize> {
+    usize::try_from(n.checked_sub(1)?).ok()
 }
 
 #[cfg(test)]
@@ -117,8 +189,8 @@ mod tests {
     use crate::event::Timestamp;
     use crate::position::{Position, StreamId};
 
-    fn rec(p: u64) -> Arc<Recorded<u64>> {
-        Arc::new(Recorded {
+    fn rec(p: u64) -> Recorded<u64> {
+        Recorded {
             position: Position(p),
             stream: StreamId::from("s"),
             version: p,
@@ -127,23 +199,43 @@ mod tests {
             schema_version: 1,
             metadata: None,
             payload: p * 10,
-        })
+        }
+    }
+
+    fn batch(range: std::ops::RangeInclusive<u64>) -> Batch<u64> {
+        range.map(rec).collect()
     }
 
     #[test]
-    fn reads_across_chunk_boundaries() {
+    fn reads_across_batches_and_chunk_boundaries() {
         let slots = Slots::new(Faults::default());
         let n = (CHUNK * 2 + 3) as u64;
-        let batch: Vec<_> = (1..=n).map(rec).collect();
-        slots.append(&batch[..10]);
+        slots.append(&batch(1..=10));
         assert_eq!(slots.head(), 10);
         assert!(slots.get(11).is_none());
-        slots.append(&batch[10..]);
+        // Many one-event batches: the batch directory grows past a chunk too.
+        for p in 11..=(CHUNK as u64 + 20) {
+            slots.append(&batch(p..=p));
+        }
+        slots.append(&batch(CHUNK as u64 + 21..=n));
         assert_eq!(slots.head(), n);
-        for p in [1, CHUNK as u64, CHUNK as u64 + 1, n] {
-            assert_eq!(slots.get(p).map(|r| r.payload), Some(p * 10));
+        for p in [
+            1,
+            10,
+            11,
+            CHUNK as u64,
+            CHUNK as u64 + 1,
+            CHUNK as u64 + 21,
+            n,
+        ] {
+            let e = slots.get(p).expect("written");
+            assert_eq!((e.position(), e.payload), (Position(p), p * 10));
         }
         assert!(slots.get(0).is_none());
         assert!(slots.get(n + 1).is_none());
+        let (head, dir) = slots.snapshot();
+        assert_eq!(head, n);
+        assert_eq!(dir.read(n).map(|e| e.payload), Some(n * 10));
+        assert_eq!(dir.batch(5).map(|b| b.len()), Some(10));
     }
 }

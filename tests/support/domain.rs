@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rwlog::{Event, Position, Recorded, View};
+use rwlog::{Event, EventRef, Position, Recorded, View};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Add {
@@ -66,7 +66,7 @@ impl View<Add> for Checksum {
 
 /// The reference model: checksums of every prefix of the log, index p = the
 /// fold of events 1..=p.
-pub fn prefix_checksums(events: &[Arc<Recorded<Add>>]) -> Vec<Checksum> {
+pub fn prefix_checksums(events: &[EventRef<Add>]) -> Vec<Checksum> {
     let mut out = vec![Checksum::default()];
     let mut c = Checksum::default();
     for e in events {
