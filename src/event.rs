@@ -365,6 +365,12 @@ impl<E> EventRef<E> {
         (index < batch.len()).then_some(EventRef { batch, index })
     }
 
+    /// The event at `index` of `batch`, which must hold it.
+    pub(crate) fn at(batch: Arc<[Recorded<E>]>, index: usize) -> EventRef<E> {
+        debug_assert!(index < batch.len());
+        EventRef { batch, index }
+    }
+
     /// The recorded event (what deref gives too).
     pub fn get(&self) -> &Recorded<E> {
         // In bounds: `new` checked it, and the batch never changes.

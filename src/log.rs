@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
-use crate::event::{Event, EventRef, Timestamp};
+use crate::event::{Event, EventRef, Recorded, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::Index;
+use crate::sync::{Arc, Index};
 
 pub(crate) use memory::Batch;
 use memory::{Directory, Slots};
@@ -217,8 +217,9 @@ pub struct LogIter<E> {
     dir: Directory<E>,
     front: u64,
     back: u64,
-    /// The batch read last from either end: the next event is usually in it.
-    batch: Option<Batch<E>>,
+    /// The batch read last from either end, with its first and last
+    /// positions: the next event is usually in it.
+    batch: Option<(Batch<E>, u64, u64)>,
 }
 
 impl<E> LogIter<E> {
@@ -231,19 +232,42 @@ impl<E> LogIter<E> {
         }
     }
 
-    fn read(&mut self, position: u64) -> Option<EventRef<E>> {
-        let cached = self.batch.as_ref().and_then(|b| {
-            let (first, last) = (b.first()?.position.0, b.last()?.position.0);
-            (first..=last)
-                .contains(&position)
-                .then(|| EventRef::new(b.clone(), position))
-                .flatten()
-        });
-        if cached.is_some() {
-            return cached;
+    /// Calls `f` on each remaining event, front to back, by reference: a
+    /// batch at a time, without a reference count per event (replay's loop).
+    pub(crate) fn for_each_ref(mut self, mut f: impl FnMut(&Recorded<E>)) {
+        while self.front <= self.back {
+            let Some(batch) = self.dir.batch(self.front) else {
+                return;
+            };
+            let Some(first) = batch.first().map(|e| e.position.0) else {
+                return;
+            };
+            let from = usize::try_from(self.front - first).unwrap_or(usize::MAX);
+            let to = usize::try_from(self.back - first).unwrap_or(usize::MAX);
+            let run = batch.get(from..=to.min(batch.len() - 1)).unwrap_or(&[]);
+            if run.is_empty() {
+                return;
+            }
+            run.iter().for_each(&mut f);
+            self.front += run.len() as u64;
         }
+    }
+
+    #[inline]
+    fn read(&mut self, position: u64) -> Option<EventRef<E>> {
+        if let Some((batch, first, last)) = &self.batch {
+            if (*first..=*last).contains(&position) {
+                let index = usize::try_from(position - first).ok()?;
+                return Some(EventRef::at(Arc::clone(batch), index));
+            }
+        }
+        self.refill(position)
+    }
+
+    fn refill(&mut self, position: u64) -> Option<EventRef<E>> {
         let batch = self.dir.batch(position)?;
-        self.batch = Some(batch.clone());
+        let (first, last) = (batch.first()?.position.0, batch.last()?.position.0);
+        self.batch = Some((Arc::clone(&batch), first, last));
         EventRef::new(batch, position)
     }
 }

@@ -1,6 +1,5 @@
 //! Snapshots kept for time travel, and replay from them.
 
-use crate::event::Recorded;
 use crate::position::Position;
 use crate::sync::{Arc, Mutex};
 use crate::view::{Snapshot, View};
@@ -56,18 +55,15 @@ impl<V> History<V> {
 
 /// Folds `events` (which must continue `base`'s position) into a copy of
 /// `base`.
-pub(crate) fn replay<V, E>(
-    base: &Snapshot<V>,
-    events: impl Iterator<Item = impl std::ops::Deref<Target = Recorded<E>>>,
-) -> Snapshot<V>
+pub(crate) fn replay<V, E>(base: &Snapshot<V>, events: crate::log::LogIter<E>) -> Snapshot<V>
 where
     V: View<E>,
 {
     let mut copy = base.clone();
-    for e in events {
+    events.for_each_ref(|e| {
         debug_assert_eq!(e.position, copy.position.next());
-        copy.apply(&e);
-    }
+        copy.apply(e);
+    });
     copy
 }
 
