@@ -267,10 +267,20 @@ pub(crate) trait ViewDriver<E>: Send {
 const SPINS: u32 = sync::budget(64);
 const YIELDS: u32 = sync::budget(64);
 
+/// The most events an older spare may fall behind the published copy. While
+/// the newest spare is free (no reader holds it) the older ones are never
+/// taken, and every batch they missed is kept to catch them up: without a
+/// bound, that list grows for as long as the runtime runs, and the first
+/// publication that does take such a spare replays all of it. Past this
+/// lag the spare is dropped instead; should all spares be held later, the
+/// pool grows again by a clone.
+pub(crate) const MAX_LAG: u64 = 1 << 16;
+
 /// The publishing half of a view: owned by the sequencer thread.
 ///
 /// Invariant: every spare's position is a batch boundary at or below the
-/// published position, and `recent` holds every batch published after the
+/// published position, every spare but the newest is at most [`MAX_LAG`]
+/// events behind it, and `recent` holds every batch published after the
 /// oldest spare's position, in order.
 pub(crate) struct Publisher<V, E> {
     shared: Arc<ViewShared<V>>,
@@ -311,10 +321,11 @@ impl<V: View<E>, E> Publisher<V, E> {
         if let Some(mut spare) = self.take_free_spare() {
             if let Some(copy) = Arc::get_mut(&mut spare) {
                 let behind = copy.position;
-                let missed = self
+                // `recent` is in position order: skip what the copy has.
+                let from = self
                     .recent
-                    .iter()
-                    .filter(|b| b.last().is_some_and(|e| e.position > behind));
+                    .partition_point(|b| b.last().is_none_or(|e| e.position <= behind));
+                let missed = self.recent.range(from..);
                 for e in missed.flat_map(|b| b.iter()).chain(batch.iter()) {
                     copy.apply(e);
                 }
@@ -385,6 +396,16 @@ impl<V: View<E>, E> Publisher<V, E> {
             // The oldest is held by a reader: let it go with them.
             self.spares.remove(0);
         }
+        // Let go of older spares that fell more than `MAX_LAG` behind (the
+        // newest, just retired, is one batch behind).
+        let published = batch.last().map_or(0, |e| e.position.0);
+        let newest = self.spares.len() - 1;
+        let mut k = 0;
+        self.spares.retain(|s| {
+            let keep = k == newest || published.saturating_sub(s.position.0) <= MAX_LAG;
+            k += 1;
+            keep
+        });
         self.recent.push_back(Arc::clone(batch));
         let oldest = self
             .spares
@@ -449,6 +470,85 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                 tracing::error!(view = %self.shared.name, %message, "view apply panicked; the view stops here");
                 let _ = self.shared.failure.set(message);
             }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::event::{Recorded, Timestamp};
+    use crate::position::StreamId;
+
+    #[derive(Clone, Default)]
+    struct Sum(u64);
+
+    impl View<u64> for Sum {
+        fn apply(&mut self, e: &Recorded<u64>) {
+            self.0 += e.payload;
+        }
+    }
+
+    fn batch(from: u64, n: u64) -> Batch<u64> {
+        (from..from + n)
+            .map(|p| Recorded {
+                position: Position(p),
+                stream: StreamId::from("s"),
+                version: p,
+                id: uuid::Uuid::nil(),
+                recorded_at: Timestamp::from_nanos(p),
+                schema_version: 1,
+                metadata: None,
+                payload: p,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unused_spare_does_not_make_the_publisher_keep_every_batch() {
+        let shared = ViewShared::new(Arc::from("sum"), Sum::default(), 0);
+        let mut publisher: Publisher<Sum, u64> =
+            Publisher::new(Arc::clone(&shared), 2, Faults::default(), None);
+        let mut next = 1;
+        publisher.publish(&batch(next, 1));
+        next += 1;
+        // A reader holds the published copy over two publications: the pool
+        // grows to two spares by a clone.
+        let held = shared.current.load_full();
+        for _ in 0..2 {
+            publisher.publish(&batch(next, 1));
+            next += 1;
+        }
+        drop(held);
+        assert_eq!(
+            (
+                publisher.spares.len(),
+                shared.clones.load(Ordering::Relaxed)
+            ),
+            (2, 1)
+        );
+        // From here no reader holds a copy: the newest spare is always free,
+        // so the older one is never taken to catch up.
+        for _ in 0..200_000 {
+            publisher.publish(&batch(next, 1));
+            next += 1;
+        }
+        let expected: u64 = (1..next).sum();
+        assert_eq!(shared.current.load().0, expected);
+        let kept: usize = publisher.recent.iter().map(|b| b.len()).sum();
+        assert!(
+            kept <= MAX_LAG as usize,
+            "{kept} events kept for a stale spare"
+        );
+        // Readers holding copies again: every publication is still exact.
+        for _ in 0..3 {
+            let held = shared.current.load_full();
+            for _ in 0..3 {
+                publisher.publish(&batch(next, 3));
+                next += 3;
+                assert_eq!(shared.current.load().0, (1..next).sum::<u64>());
+            }
+            drop(held);
         }
     }
 }
