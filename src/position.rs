@@ -63,8 +63,25 @@ impl From<u64> for Position {
 /// assert_eq!(s.as_str(), "acct-1");
 /// assert_eq!(s, StreamId::from(String::from("acct-1")));
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId(Arc<str>);
+
+/// Equal names are equal ids; clones of one id compare by pointer, without
+/// reading the names (the sequencer compares each event's stream with its
+/// neighbour's).
+impl PartialEq for StreamId {
+    fn eq(&self, other: &StreamId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// Hashes the name, as `str` does: maps keyed by `StreamId` are looked up by
+/// `&str` (see the `Borrow<str>` impl).
+impl std::hash::Hash for StreamId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl StreamId {
     /// The stream's name.
