@@ -353,20 +353,20 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct EventRef<E> {
-    batch: Arc<[Recorded<E>]>,
+    batch: crate::log::Batch<E>,
     index: usize,
 }
 
 impl<E> EventRef<E> {
     /// The event at `position` of `batch`, if the batch holds it.
-    pub(crate) fn new(batch: Arc<[Recorded<E>]>, position: u64) -> Option<EventRef<E>> {
+    pub(crate) fn new(batch: crate::log::Batch<E>, position: u64) -> Option<EventRef<E>> {
         let first = batch.first()?.position.0;
         let index = usize::try_from(position.checked_sub(first)?).ok()?;
         (index < batch.len()).then_some(EventRef { batch, index })
     }
 
     /// The event at `index` of `batch`, which must hold it.
-    pub(crate) fn at(batch: Arc<[Recorded<E>]>, index: usize) -> EventRef<E> {
+    pub(crate) fn at(batch: crate::log::Batch<E>, index: usize) -> EventRef<E> {
         debug_assert!(index < batch.len());
         EventRef { batch, index }
     }

@@ -346,23 +346,25 @@ mod tests {
         let log = Log::new(Faults::default());
         let (mut p, mut versions) = (0, [0, 0]);
         for &n in sizes {
-            let batch: Batch<u64> = (0..n)
-                .map(|_| {
-                    p += 1;
-                    let s = (p % 2) as usize;
-                    versions[s] += 1;
-                    Recorded {
-                        position: Position(p),
-                        stream: StreamId::from(["a", "b"][s]),
-                        version: versions[s],
-                        id: uuid::Uuid::nil(),
-                        recorded_at: Timestamp::from_nanos(p * 10),
-                        schema_version: 1,
-                        metadata: None,
-                        payload: p,
-                    }
-                })
-                .collect();
+            let batch: Batch<u64> = Arc::new(
+                (0..n)
+                    .map(|_| {
+                        p += 1;
+                        let s = (p % 2) as usize;
+                        versions[s] += 1;
+                        Recorded {
+                            position: Position(p),
+                            stream: StreamId::from(["a", "b"][s]),
+                            version: versions[s],
+                            id: uuid::Uuid::nil(),
+                            recorded_at: Timestamp::from_nanos(p * 10),
+                            schema_version: 1,
+                            metadata: None,
+                            payload: p,
+                        }
+                    })
+                    .collect(),
+            );
             log.append(&batch);
         }
         log

@@ -287,7 +287,7 @@ impl<E: Event> Builder<E> {
             None => (Vec::new(), None, None),
         };
         // The recovered log is one batch: one allocation for all of it.
-        let recovered: Batch<E> = recovered.into();
+        let recovered: Batch<E> = Arc::new(recovered);
         let log = Log::new(self.faults);
         log.append(&recovered);
         let mut drivers = Vec::with_capacity(self.views.len());

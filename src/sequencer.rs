@@ -379,7 +379,9 @@ impl<E: Event> Sequencer<E> {
         let millis = stamp.as_nanos() / 1_000_000;
 
         let mut next = log.head().0 + 1;
-        let mut records = Vec::with_capacity(cmds.len());
+        // Exactly the events offered: this vector becomes the stored batch.
+        let offered = cmds.iter().map(|c| c.events.len()).sum();
+        let mut records = Vec::with_capacity(offered);
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
         for cmd in cmds.drain(..) {
@@ -452,7 +454,7 @@ impl<E: Event> Sequencer<E> {
                     return;
                 }
             }
-            let batch: Batch<E> = records.into();
+            let batch: Batch<E> = Arc::new(records);
             log.append(&batch);
             for view in &mut self.views {
                 view.publish(&batch);

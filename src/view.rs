@@ -490,18 +490,20 @@ mod tests {
     }
 
     fn batch(from: u64, n: u64) -> Batch<u64> {
-        (from..from + n)
-            .map(|p| Recorded {
-                position: Position(p),
-                stream: StreamId::from("s"),
-                version: p,
-                id: uuid::Uuid::nil(),
-                recorded_at: Timestamp::from_nanos(p),
-                schema_version: 1,
-                metadata: None,
-                payload: p,
-            })
-            .collect()
+        Arc::new(
+            (from..from + n)
+                .map(|p| Recorded {
+                    position: Position(p),
+                    stream: StreamId::from("s"),
+                    version: p,
+                    id: uuid::Uuid::nil(),
+                    recorded_at: Timestamp::from_nanos(p),
+                    schema_version: 1,
+                    metadata: None,
+                    payload: p,
+                })
+                .collect(),
+        )
     }
 
     #[test]

@@ -10,8 +10,9 @@ use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 /// Small under loom, where every entry is an object loom tracks.
 const CHUNK: usize = if cfg!(loom) { 4 } else { 1 << 14 };
 
-/// A batch of events as the sequencer appended it, stored whole.
-pub(crate) type Batch<E> = Arc<[Recorded<E>]>;
+/// A batch of events as the sequencer appended it, stored whole: the
+/// sequencer's own vector, shared as it is rather than copied into a slice.
+pub(crate) type Batch<E> = Arc<Vec<Recorded<E>>>;
 
 /// A growable array of write-once entries that readers index without a lock:
 /// fixed-size chunks behind a directory that is replaced (never changed) when
@@ -203,7 +204,7 @@ mod tests {
     }
 
     fn batch(range: std::ops::RangeInclusive<u64>) -> Batch<u64> {
-        range.map(rec).collect()
+        Arc::new(range.map(rec).collect())
     }
 
     #[test]
