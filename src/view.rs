@@ -8,8 +8,11 @@
 //! becomes a spare. A reader preempted while holding a copy (common when
 //! threads outnumber cores) pins only that copy: the sequencer uses another.
 //! Only if every spare is held past a bounded wait does it clone the
-//! published copy, so it never waits without bound. Every event is therefore
-//! applied to every copy, so [`View::apply`] must be deterministic.
+//! published copy, so it never waits without bound. A spare that falls more
+//! than 65,536 events behind (the newest is always free, so it is never
+//! taken) is dropped rather than kept with every batch it missed. Events are
+//! therefore applied to several copies, so [`View::apply`] must be
+//! deterministic.
 //!
 //! The number of spares is [`Builder::spare_copies`](crate::Builder::spare_copies)
 //! (default 2: three copies of the state in all).

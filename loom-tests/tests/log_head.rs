@@ -1,6 +1,7 @@
-//! Model 2: the log's head and its slots. A reader that sees `head >= p`
-//! reads slot `p` fully written (the head is published with a Release store
-//! after the slots are written, and loaded with Acquire).
+//! Model 2: the log's head and its entries. A reader that sees `head >= p`
+//! reads event `p` fully written: its batch and the entry that maps `p` to
+//! it (the head is published with a Release store after both are written,
+//! and loaded with Acquire).
 #![cfg(loom)]
 
 use std::sync::Arc;
