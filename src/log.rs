@@ -100,6 +100,12 @@ impl<E> Log<E> {
         self.slots.get(position.0)
     }
 
+    /// The batch holding `position`, if it is at or below the head. A batch
+    /// is published whole: every position in it is at or below the head.
+    pub(crate) fn batch(&self, position: Position) -> Option<Batch<E>> {
+        self.slots.batch(position.0)
+    }
+
     /// The current version of a stream (0 if it has no events).
     pub fn stream_version(&self, stream: &str) -> u64 {
         self.streams.read(stream, |v| v.len() as u64).unwrap_or(0)
@@ -217,9 +223,8 @@ pub struct LogIter<E> {
     dir: Directory<E>,
     front: u64,
     back: u64,
-    /// The batch read last from either end, with its first and last
-    /// positions: the next event is usually in it.
-    batch: Option<(Batch<E>, u64, u64)>,
+    /// The batch read last, from either end.
+    last: LastBatch<E>,
 }
 
 impl<E> LogIter<E> {
@@ -228,7 +233,7 @@ impl<E> LogIter<E> {
             dir,
             front,
             back,
-            batch: None,
+            last: LastBatch::default(),
         }
     }
 
@@ -253,21 +258,41 @@ impl<E> LogIter<E> {
         }
     }
 
-    #[inline]
     fn read(&mut self, position: u64) -> Option<EventRef<E>> {
-        if let Some((batch, first, last)) = &self.batch {
+        let dir = &self.dir;
+        self.last.read(position, |p| dir.batch(p))
+    }
+}
+
+/// The batch a cursor read last, with its first and last positions: the
+/// next event is usually in it, so reading it costs a range check and one
+/// reference count instead of a lookup.
+pub(crate) struct LastBatch<E>(Option<(Batch<E>, u64, u64)>);
+
+impl<E> Default for LastBatch<E> {
+    fn default() -> LastBatch<E> {
+        LastBatch(None)
+    }
+}
+
+impl<E> LastBatch<E> {
+    /// The event at `position`, from the remembered batch if it holds it,
+    /// else from the batch `fetch` finds for it, which is remembered next.
+    #[inline]
+    pub(crate) fn read(
+        &mut self,
+        position: u64,
+        fetch: impl FnOnce(u64) -> Option<Batch<E>>,
+    ) -> Option<EventRef<E>> {
+        if let Some((batch, first, last)) = &self.0 {
             if (*first..=*last).contains(&position) {
                 let index = usize::try_from(position - first).ok()?;
                 return Some(EventRef::at(Arc::clone(batch), index));
             }
         }
-        self.refill(position)
-    }
-
-    fn refill(&mut self, position: u64) -> Option<EventRef<E>> {
-        let batch = self.dir.batch(position)?;
+        let batch = fetch(position)?;
         let (first, last) = (batch.first()?.position.0, batch.last()?.position.0);
-        self.batch = Some((Arc::clone(&batch), first, last));
+        self.0 = Some((Arc::clone(&batch), first, last));
         EventRef::new(batch, position)
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::event::{Event, EventRef};
+use crate::log::LastBatch;
 use crate::position::Position;
 use crate::reader::Timeline;
 use crate::runtime::Shared;
@@ -38,6 +39,7 @@ use crate::sync::Arc;
 pub struct Subscription<E> {
     shared: Arc<Shared<E>>,
     next: Position,
+    last: LastBatch<E>,
 }
 
 impl<E> fmt::Debug for Subscription<E> {
@@ -50,7 +52,11 @@ impl<E> fmt::Debug for Subscription<E> {
 
 impl<E: Event> Subscription<E> {
     pub(crate) fn new(shared: Arc<Shared<E>>, from: Position) -> Subscription<E> {
-        Subscription { shared, next: from }
+        Subscription {
+            shared,
+            next: from,
+            last: LastBatch::default(),
+        }
     }
 
     /// The position of the next event this subscription will deliver.
@@ -60,7 +66,8 @@ impl<E: Event> Subscription<E> {
 
     /// The next event if it is already in the log.
     pub fn try_next(&mut self) -> Option<EventRef<E>> {
-        let e = self.shared.log.get(self.next)?;
+        let log = &self.shared.log;
+        let e = self.last.read(self.next.0, |p| log.batch(Position(p)))?;
         self.next = self.next.next();
         Some(e)
     }

@@ -147,12 +147,16 @@ impl<E> Slots<E> {
 
     /// The event at `position`, if it is at or below the head.
     pub(crate) fn get(&self, position: u64) -> Option<EventRef<E>> {
+        EventRef::new(self.batch(position)?, position)
+    }
+
+    /// The batch holding `position`, if it is at or below the head.
+    pub(crate) fn batch(&self, position: u64) -> Option<Batch<E>> {
         if position == 0 || position > self.head() {
             return None;
         }
         let (batch_of, batches) = (self.batch_of.dir.load(), self.batches.dir.load());
-        let batch = batch_at(&batch_of, &batches, position)?;
-        EventRef::new(batch, position)
+        batch_at(&batch_of, &batches, position)
     }
 }
 
