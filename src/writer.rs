@@ -20,6 +20,49 @@ use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 /// sequencer.
 const SPINS: u32 = crate::sync::budget(256);
 
+/// Waiters polling for an ack right now, in the whole process. A waiter
+/// polls only while fewer than cores − 1 others do, so the sequencer always
+/// has a core to produce the acks: with two waiters on two cores, both
+/// polling left the sequencer waiting for one of them to give up.
+static POLLING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many waiters may poll at once: one fewer than the cores this process
+/// may run on (at least one, so a lone waiter on one core still polls).
+fn max_polling() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1)
+    })
+}
+
+/// Polls `done` for up to `SPINS` rounds if few enough other waiters are
+/// polling (see [`POLLING`]); returns at once otherwise. A heuristic of
+/// where to spend time, not a synchronization: `done` is read again under
+/// the lock whatever happens here, so plain std atomics are enough.
+/// Under loom the count is left out: it would carry over from one explored
+/// interleaving to the next, and every interleaving must start alike.
+fn poll_briefly(done: &AtomicBool) {
+    use std::sync::atomic::Ordering as StdOrdering;
+    let spin = || {
+        for _ in 0..SPINS {
+            // Acquire pairs with the Release store in `resolve`.
+            if done.load(Ordering::Acquire) {
+                break;
+            }
+            crate::sync::spin_loop();
+        }
+    };
+    if cfg!(loom) {
+        return spin();
+    }
+    if POLLING.fetch_add(1, StdOrdering::Relaxed) < max_polling() {
+        spin();
+    }
+    POLLING.fetch_sub(1, StdOrdering::Relaxed);
+}
+
 /// The acknowledgement of an append: where its events landed.
 ///
 /// ```
@@ -446,13 +489,7 @@ impl Ticket {
     fn wait_deadline(&self, deadline: Option<std::time::Instant>) -> Option<Result<Appended>> {
         // Acks usually come within microseconds: poll briefly before paying
         // for a park and a wake-up.
-        for _ in 0..SPINS {
-            // Acquire pairs with the Release store in `resolve`.
-            if self.shared.done.load(Ordering::Acquire) {
-                break;
-            }
-            crate::sync::spin_loop();
-        }
+        poll_briefly(&self.shared.done);
         let mut state = self.shared.lock();
         loop {
             if let Some(r) = take_done(&mut state) {
