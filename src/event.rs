@@ -315,6 +315,24 @@ impl<E> Recorded<E> {
     }
 }
 
+#[cfg(test)]
+impl<E> Recorded<E> {
+    /// A record as the sequencer would make one, for unit tests: recorded
+    /// at `position * 10` ns, with a nil id and no metadata.
+    pub(crate) fn for_test(position: u64, stream: &str, version: u64, payload: E) -> Recorded<E> {
+        Recorded {
+            position: Position(position),
+            stream: StreamId::from(stream),
+            version,
+            id: Uuid::nil(),
+            recorded_at: Timestamp::from_nanos(position * 10),
+            schema_version: 1,
+            metadata: None,
+            payload,
+        }
+    }
+}
+
 impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Recorded");

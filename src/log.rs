@@ -377,16 +377,7 @@ mod tests {
                         p += 1;
                         let s = (p % 2) as usize;
                         versions[s] += 1;
-                        Recorded {
-                            position: Position(p),
-                            stream: StreamId::from(["a", "b"][s]),
-                            version: versions[s],
-                            id: uuid::Uuid::nil(),
-                            recorded_at: Timestamp::from_nanos(p * 10),
-                            schema_version: 1,
-                            metadata: None,
-                            payload: p,
-                        }
+                        Recorded::for_test(p, ["a", "b"][s], versions[s], p)
                     })
                     .collect(),
             );

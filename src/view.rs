@@ -480,8 +480,7 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::event::{Recorded, Timestamp};
-    use crate::position::StreamId;
+    use crate::event::Recorded;
 
     #[derive(Clone, Default)]
     struct Sum(u64);
@@ -495,16 +494,7 @@ mod tests {
     fn batch(from: u64, n: u64) -> Batch<u64> {
         Arc::new(
             (from..from + n)
-                .map(|p| Recorded {
-                    position: Position(p),
-                    stream: StreamId::from("s"),
-                    version: p,
-                    id: uuid::Uuid::nil(),
-                    recorded_at: Timestamp::from_nanos(p),
-                    schema_version: 1,
-                    metadata: None,
-                    payload: p,
-                })
+                .map(|p| Recorded::for_test(p, "s", p, p))
                 .collect(),
         )
     }

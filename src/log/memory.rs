@@ -191,20 +191,10 @@ fn index(n: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Timestamp;
-    use crate::position::{Position, StreamId};
+    use crate::position::Position;
 
     fn rec(p: u64) -> Recorded<u64> {
-        Recorded {
-            position: Position(p),
-            stream: StreamId::from("s"),
-            version: p,
-            id: uuid::Uuid::nil(),
-            recorded_at: Timestamp::from_nanos(p),
-            schema_version: 1,
-            metadata: None,
-            payload: p * 10,
-        }
+        Recorded::for_test(p, "s", p, p * 10)
     }
 
     fn batch(range: std::ops::RangeInclusive<u64>) -> Batch<u64> {
