@@ -12,22 +12,32 @@ use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
 
 fn model(faults: Faults) {
     let rt = Arc::new(Runtime::<Note>::builder().faults(faults).build().unwrap());
-    let ticket = rt.writer().submit("s", Note(7)).unwrap();
+    let w = rt.writer();
+    let tickets = [
+        w.submit("s", Note(7)).unwrap(),
+        w.submit("s", Note(8)).unwrap(),
+    ];
     let reader = {
         let rt = Arc::clone(&rt);
         thread::spawn(move || {
-            // Whatever the interleaving: a visible head means a written slot.
-            if rt.log().head() >= Position(1) {
-                let e = rt
-                    .log()
-                    .get(Position(1))
-                    .expect("the head covers position 1, but its slot reads empty");
-                assert_eq!(e.payload(), &Note(7));
+            // Whatever the interleaving: a visible head means written
+            // events, in directories that reach them.
+            let head = rt.log().head();
+            for (p, note) in [(1, 7), (2, 8)] {
+                if head >= Position(p) {
+                    let e = rt
+                        .log()
+                        .get(Position(p))
+                        .expect("the head covers the position, but it reads empty");
+                    assert_eq!(e.payload(), &Note(note));
+                }
             }
         })
     };
     reader.join().unwrap();
-    ticket.wait().unwrap();
+    for t in tickets {
+        t.wait().unwrap();
+    }
     rt.shutdown().unwrap();
 }
 

@@ -7,8 +7,9 @@ use crate::faults::Faults;
 use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 
 /// Entries per chunk. A chunk is allocated whole when the log reaches it.
-/// Small under loom, where every entry is an object loom tracks.
-const CHUNK: usize = if cfg!(loom) { 4 } else { 1 << 14 };
+/// One under loom, where every entry is an object loom tracks and where
+/// every append then grows the directories readers load.
+const CHUNK: usize = if cfg!(loom) { 1 } else { 1 << 14 };
 
 /// A batch of events as the sequencer appended it, stored whole: the
 /// sequencer's own vector, shared as it is rather than copied into a slice.
