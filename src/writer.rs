@@ -412,11 +412,94 @@ struct Shared {
     /// Set (Release) once `state` is `Done`, so waiters can poll it without
     /// the lock before they park.
     done: AtomicBool,
+    /// Whether a thread's pool of cells (see `cells`) holds a reference too.
+    pooled: bool,
 }
 
 impl Shared {
+    fn new(pooled: bool) -> Shared {
+        Shared {
+            state: Mutex::new(State::Pending {
+                waiting: false,
+                waker: None,
+            }),
+            cv: Condvar::new(),
+            done: AtomicBool::new(false),
+            pooled,
+        }
+    }
+
     fn lock(&self) -> crate::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Ticket cells a thread made, for reuse by its later appends once their
+/// ticket and reply are both gone. Without it every append allocates a cell
+/// on the writer's thread, and the sequencer frees it when the ticket was
+/// dropped first (`submit` and forget): a cross-thread free, the sequencer's
+/// most expensive step per event.
+#[cfg(not(loom))]
+mod cells {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use super::Shared;
+    use crate::sync::Arc;
+
+    /// Cells each thread keeps at most: twice the default queue capacity,
+    /// so that a thread keeping the queue full finds its oldest cell free
+    /// again. A cell is 96 bytes: at most 192 KiB per thread, and only for a
+    /// thread with that many appends in flight (the pool grows only when
+    /// its oldest cell is still in use).
+    const POOLED: usize = 2048;
+
+    thread_local! {
+        static CELLS: RefCell<VecDeque<Arc<Shared>>> = const { RefCell::new(VecDeque::new()) };
+    }
+
+    /// A pending cell: the oldest of this thread's if nobody else holds it,
+    /// else a new one, kept for later if the pool has room.
+    pub(super) fn take() -> Arc<Shared> {
+        CELLS
+            .try_with(|cells| {
+                // Not reentrant in practice; a fresh cell if it ever is.
+                let Ok(mut cells) = cells.try_borrow_mut() else {
+                    return Arc::new(Shared::new(false));
+                };
+                if let Some(mut oldest) = cells.pop_front() {
+                    if let Some(cell) = Arc::get_mut(&mut oldest) {
+                        // Only the pool holds it: its ticket and reply are
+                        // gone, and Arc::get_mut synchronized with their
+                        // drops. Reset it to pending.
+                        *cell = Shared::new(true);
+                        cells.push_back(Arc::clone(&oldest));
+                        return oldest;
+                    }
+                    // Still in use: look at it again after the others.
+                    cells.push_back(oldest);
+                }
+                let pooled = cells.len() < POOLED;
+                let cell = Arc::new(Shared::new(pooled));
+                if pooled {
+                    cells.push_back(Arc::clone(&cell));
+                }
+                cell
+            })
+            // The thread is exiting and its pool is gone.
+            .unwrap_or_else(|_| Arc::new(Shared::new(false)))
+    }
+}
+
+#[cfg(loom)]
+mod cells {
+    use super::Shared;
+    use crate::sync::Arc;
+
+    /// Under loom, a new cell each time: the pool would carry over from one
+    /// explored interleaving to the next.
+    pub(super) fn take() -> Arc<Shared> {
+        Arc::new(Shared::new(false))
     }
 }
 
@@ -452,14 +535,7 @@ impl fmt::Debug for Ticket {
 
 impl Ticket {
     pub(crate) fn pair() -> (Ticket, Reply) {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::Pending {
-                waiting: false,
-                waker: None,
-            }),
-            cv: Condvar::new(),
-            done: AtomicBool::new(false),
-        });
+        let shared = cells::take();
         (
             Ticket {
                 shared: Arc::clone(&shared),
@@ -571,11 +647,13 @@ impl Drop for Reply {
     }
 }
 
-fn resolve(mut shared: Arc<Shared>, result: Result<Appended>) {
+fn resolve(shared: Arc<Shared>, result: Result<Appended>) {
     // The ticket is gone (submitted and dropped): nobody can see the
-    // answer, so skip the lock. No new reference can appear, since only the
-    // ticket and this reply ever hold one.
-    if Arc::get_mut(&mut shared).is_some() {
+    // answer, so skip the lock. Only the ticket, this reply and (for a
+    // pooled cell) its thread's pool ever hold a reference, and the pool
+    // hands the cell out again only once this reply is gone, so a count
+    // without the ticket stays that way.
+    if Arc::strong_count(&shared) == 1 + usize::from(shared.pooled) {
         return;
     }
     let mut state = shared.lock();

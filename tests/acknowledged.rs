@@ -75,6 +75,43 @@ fn dropped_tickets_do_not_cancel_appends() {
     assert_eq!(rt.log().read_all(..).count(), 101);
 }
 
+/// Ticket cells are reused once a ticket and its acknowledgement are both
+/// gone: a ticket kept (or waited on) must never be handed to another append,
+/// however many appends go by, on one thread or several.
+#[test]
+fn every_ticket_answers_for_its_own_append_while_cells_are_reused() {
+    let rt = Runtime::<Add>::builder().build().unwrap();
+    let handles: Vec<_> = (0..2)
+        .map(|t| {
+            let w = rt.writer();
+            let stream = format!("s{t}");
+            thread::spawn(move || {
+                let kept = w.submit(stream.as_str(), add(0, 1)).unwrap();
+                let mut versions = Vec::new();
+                for round in 0..3 {
+                    // More dropped tickets than a thread's pool holds.
+                    for i in 0..3000 {
+                        drop(w.submit(stream.as_str(), add(i, 1)).unwrap());
+                    }
+                    let waited: Vec<_> = (0..50)
+                        .map(|i| w.submit(stream.as_str(), add(round * 100 + i, 1)).unwrap())
+                        .collect();
+                    versions.extend(waited.into_iter().map(|t| t.wait().unwrap().version));
+                }
+                (kept.wait().unwrap().version, versions)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (first, versions) = h.join().unwrap();
+        assert_eq!(first, 1, "the first ticket answers for the first append");
+        let expected: Vec<u64> = (0..3u64)
+            .flat_map(|round| (0..50).map(move |i| 2 + 3000 * (round + 1) + 50 * round + i))
+            .collect();
+        assert_eq!(versions, expected);
+    }
+}
+
 #[test]
 fn an_append_retried_with_the_same_id_is_written_once() {
     let rt = Runtime::<Add>::builder().dedupe_window(3).build().unwrap();
