@@ -352,7 +352,7 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
 /// subscriptions and their iterators): a shared handle that derefs to
 /// [`Recorded`]. Cloning it costs one reference count.
 ///
-/// The sequencer stores each batch of events as one allocation; an
+/// The sequencer stores each batch of events whole, in one vector; an
 /// `EventRef` keeps its batch alive, as the log does anyway.
 ///
 /// ```

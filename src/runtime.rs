@@ -286,7 +286,7 @@ impl<E: Event> Builder<E> {
             }
             None => (Vec::new(), None, None),
         };
-        // The recovered log is one batch: one allocation for all of it.
+        // The recovered log is one batch, kept whole like any other.
         let recovered: Batch<E> = Arc::new(recovered);
         let log = Log::new(self.faults);
         log.append(&recovered);

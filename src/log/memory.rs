@@ -1,5 +1,5 @@
-//! The in-memory event store: each batch the sequencer appends is one
-//! allocation holding its events inline, and append-only chunks map every
+//! The in-memory event store: each batch the sequencer appends is kept
+//! whole, its events inline in one vector, and append-only chunks map every
 //! position to the batch that holds it.
 
 use crate::event::{EventRef, Recorded};
@@ -76,15 +76,6 @@ pub(crate) struct Slots<E> {
 pub(crate) struct Directory<E> {
     batch_of: Dir<AtomicU64>,
     batches: Dir<OnceLock<Batch<E>>>,
-}
-
-impl<E> Clone for Directory<E> {
-    fn clone(&self) -> Directory<E> {
-        Directory {
-            batch_of: Arc::clone(&self.batch_of),
-            batches: Arc::clone(&self.batches),
-        }
-    }
 }
 
 impl<E> Slots<E> {
