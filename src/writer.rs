@@ -412,12 +412,13 @@ struct Shared {
     /// Set (Release) once `state` is `Done`, so waiters can poll it without
     /// the lock before they park.
     done: AtomicBool,
-    /// Whether a thread's pool of cells (see `cells`) holds a reference too.
-    pooled: bool,
+    /// Set (Release) when the ticket is dropped: nobody will read the
+    /// answer, so the sequencer may skip storing it.
+    ticket_gone: AtomicBool,
 }
 
 impl Shared {
-    fn new(pooled: bool) -> Shared {
+    fn new() -> Shared {
         Shared {
             state: Mutex::new(State::Pending {
                 waiting: false,
@@ -425,7 +426,7 @@ impl Shared {
             }),
             cv: Condvar::new(),
             done: AtomicBool::new(false),
-            pooled,
+            ticket_gone: AtomicBool::new(false),
         }
     }
 
@@ -465,29 +466,28 @@ mod cells {
             .try_with(|cells| {
                 // Not reentrant in practice; a fresh cell if it ever is.
                 let Ok(mut cells) = cells.try_borrow_mut() else {
-                    return Arc::new(Shared::new(false));
+                    return Arc::new(Shared::new());
                 };
                 if let Some(mut oldest) = cells.pop_front() {
                     if let Some(cell) = Arc::get_mut(&mut oldest) {
                         // Only the pool holds it: its ticket and reply are
                         // gone, and Arc::get_mut synchronized with their
                         // drops. Reset it to pending.
-                        *cell = Shared::new(true);
+                        *cell = Shared::new();
                         cells.push_back(Arc::clone(&oldest));
                         return oldest;
                     }
                     // Still in use: look at it again after the others.
                     cells.push_back(oldest);
                 }
-                let pooled = cells.len() < POOLED;
-                let cell = Arc::new(Shared::new(pooled));
-                if pooled {
+                let cell = Arc::new(Shared::new());
+                if cells.len() < POOLED {
                     cells.push_back(Arc::clone(&cell));
                 }
                 cell
             })
             // The thread is exiting and its pool is gone.
-            .unwrap_or_else(|_| Arc::new(Shared::new(false)))
+            .unwrap_or_else(|_| Arc::new(Shared::new()))
     }
 }
 
@@ -499,7 +499,7 @@ mod cells {
     /// Under loom, a new cell each time: the pool would carry over from one
     /// explored interleaving to the next.
     pub(super) fn take() -> Arc<Shared> {
-        Arc::new(Shared::new(false))
+        Arc::new(Shared::new())
     }
 }
 
@@ -607,6 +607,13 @@ fn take_done(state: &mut State) -> Option<Result<Appended>> {
     }
 }
 
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire load in `resolve`.
+        self.shared.ticket_gone.store(true, Ordering::Release);
+    }
+}
+
 impl Future for Ticket {
     type Output = Result<Appended>;
 
@@ -649,11 +656,9 @@ impl Drop for Reply {
 
 fn resolve(shared: Arc<Shared>, result: Result<Appended>) {
     // The ticket is gone (submitted and dropped): nobody can see the
-    // answer, so skip the lock. Only the ticket, this reply and (for a
-    // pooled cell) its thread's pool ever hold a reference, and the pool
-    // hands the cell out again only once this reply is gone, so a count
-    // without the ticket stays that way.
-    if Arc::strong_count(&shared) == 1 + usize::from(shared.pooled) {
+    // answer, so skip the lock. (Not the reference count: a pool that
+    // outlived its thread, or not, changes it.)
+    if shared.ticket_gone.load(Ordering::Acquire) {
         return;
     }
     let mut state = shared.lock();

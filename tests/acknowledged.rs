@@ -112,6 +112,22 @@ fn every_ticket_answers_for_its_own_append_while_cells_are_reused() {
     }
 }
 
+/// A ticket outlives the thread that submitted it: the ack still reaches it.
+#[test]
+fn a_ticket_from_a_thread_that_has_exited_still_gets_its_ack() {
+    let rt = Runtime::<Add>::builder().build().unwrap();
+    for round in 0..200 {
+        let w = rt.writer();
+        let ticket = thread::spawn(move || w.submit("s", add(round, 1)).unwrap())
+            .join()
+            .unwrap();
+        let ack = ticket
+            .wait_timeout(std::time::Duration::from_secs(10))
+            .expect("the ack of an append whose thread exited never came");
+        assert_eq!(ack.unwrap().version, round + 1);
+    }
+}
+
 #[test]
 fn an_append_retried_with_the_same_id_is_written_once() {
     let rt = Runtime::<Add>::builder().dedupe_window(3).build().unwrap();
