@@ -284,16 +284,15 @@ impl<E> LastBatch<E> {
         position: u64,
         fetch: impl FnOnce(u64) -> Option<Batch<E>>,
     ) -> Option<EventRef<E>> {
-        if let Some((batch, first, last)) = &self.0 {
-            if (*first..=*last).contains(&position) {
-                let index = usize::try_from(position - first).ok()?;
-                return Some(EventRef::at(Arc::clone(batch), index));
-            }
+        let covers = |(_, first, last): &(Batch<E>, u64, u64)| (*first..=*last).contains(&position);
+        if !self.0.as_ref().is_some_and(covers) {
+            let batch = fetch(position)?;
+            let (first, last) = (batch.first()?.position.0, batch.last()?.position.0);
+            self.0 = Some((batch, first, last));
         }
-        let batch = fetch(position)?;
-        let (first, last) = (batch.first()?.position.0, batch.last()?.position.0);
-        self.0 = Some((Arc::clone(&batch), first, last));
-        EventRef::new(batch, position)
+        let (batch, first, last) = self.0.as_ref()?;
+        let index = usize::try_from(position.checked_sub(*first)?).ok()?;
+        (position <= *last).then(|| EventRef::at(Arc::clone(batch), index))
     }
 }
 

@@ -277,7 +277,7 @@ const YIELDS: u32 = sync::budget(64);
 /// publication that does take such a spare replays all of it. Past this
 /// lag the spare is dropped instead; should all spares be held later, the
 /// pool grows again by a clone.
-pub(crate) const MAX_LAG: u64 = 1 << 16;
+const MAX_LAG: u64 = 1 << 16;
 
 /// The publishing half of a view: owned by the sequencer thread.
 ///
@@ -400,15 +400,13 @@ impl<V: View<E>, E> Publisher<V, E> {
             self.spares.remove(0);
         }
         // Let go of older spares that fell more than `MAX_LAG` behind (the
-        // newest, just retired, is one batch behind).
+        // newest, just retired, is one batch behind and always stays).
         let published = batch.last().map_or(0, |e| e.position.0);
-        let newest = self.spares.len() - 1;
-        let mut k = 0;
-        self.spares.retain(|s| {
-            let keep = k == newest || published.saturating_sub(s.position.0) <= MAX_LAG;
-            k += 1;
-            keep
-        });
+        if let Some(newest) = self.spares.pop() {
+            self.spares
+                .retain(|s| published.saturating_sub(s.position.0) <= MAX_LAG);
+            self.spares.push(newest);
+        }
         self.recent.push_back(Arc::clone(batch));
         let oldest = self
             .spares

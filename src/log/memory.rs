@@ -107,15 +107,19 @@ impl<E> Slots<E> {
         self.batch_count.store(number, Ordering::Relaxed);
         let b = index(number).unwrap_or(usize::MAX);
         let batches = self.batches.covering(b, OnceLock::new);
-        let written = batches[b / CHUNK][b % CHUNK].set(Arc::clone(batch));
-        debug_assert!(written.is_ok(), "batch {number} written twice");
+        let written = entry(&batches, b).map(|slot| slot.set(Arc::clone(batch)));
+        debug_assert!(
+            matches!(written, Some(Ok(()))),
+            "batch {number} not written once"
+        );
         let top = index(last.position.0).unwrap_or(usize::MAX);
         let batch_of = self.batch_of.covering(top, || AtomicU64::new(0));
         for p in first.position.0..=last.position.0 {
-            let i = index(p).unwrap_or(usize::MAX);
             // Relaxed: readers reach this entry only through the head,
             // stored with Release below.
-            batch_of[i / CHUNK][i % CHUNK].store(number, Ordering::Relaxed);
+            if let Some(e) = index(p).and_then(|i| entry(&batch_of, i)) {
+                e.store(number, Ordering::Relaxed);
+            }
         }
         // Release pairs with the Acquire load in `head`: the entries and the
         // batch written above are visible to whoever sees the new head.
