@@ -131,6 +131,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Another runtime has the log directory open, in this process or in
+    /// another: one runtime owns a directory at a time.
+    #[error("the log directory {} is in use by another runtime{}", dir.display(), holder_text(*holder))]
+    Locked {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The process id of the runtime that holds it, if known.
+        holder: Option<u32>,
+    },
     /// An event or state could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),
@@ -148,6 +157,10 @@ pub enum Error {
     /// The sequencer thread panicked (a bug in rwlog: please report it).
     #[error("the sequencer thread panicked: {0}")]
     SequencerPanicked(String),
+}
+
+fn holder_text(holder: Option<u32>) -> String {
+    holder.map_or_else(String::new, |pid| format!(" (process {pid})"))
 }
 
 /// `Result<T, rwlog::Error>`.

@@ -44,6 +44,11 @@
 //! 6. Readers never block writers beyond a bounded wait (after which the
 //!    sequencer clones instead of waiting), and writers never block readers.
 //! 7. A rejected append changes nothing and returns a typed error.
+//! 8. An append is atomic on disk too: after any crash, full disk or failed
+//!    write, recovery finds all of its events or none.
+//! 9. One runtime owns a durable directory at a time; nothing recovery
+//!    loads (a snapshot, a checkpoint) is trusted unless it provably
+//!    belongs to this log, this view and this position.
 //!
 //! # When not to use it
 //!
@@ -113,9 +118,9 @@ mod runtime;
 mod sequencer;
 mod signal;
 mod snapshot;
+mod storage;
 mod subscription;
 mod sync;
-mod upcast;
 pub mod view;
 mod writer;
 
@@ -154,12 +159,14 @@ pub mod __loom {
         }
     }
 }
-pub use log::file::{Durability, Storage};
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
+#[doc(hidden)]
+pub use storage::InjectedFault;
+pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};
 pub use subscription::Subscription;
 pub use uuid::Uuid;
 pub use view::{Snapshot, View};

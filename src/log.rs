@@ -1,7 +1,6 @@
 //! The event log: every event ever appended, in order, readable without a
 //! lock while the sequencer appends.
 
-pub(crate) mod file;
 mod memory;
 
 use std::collections::HashMap;
@@ -106,9 +105,21 @@ impl<E> Log<E> {
         self.slots.batch(position.0)
     }
 
-    /// The current version of a stream (0 if it has no events).
+    /// The current version of a stream (0 if it has no events): the
+    /// version of its last event at or below the [`head`](Log::head), so
+    /// [`read_stream`](Log::read_stream) called afterwards returns at least
+    /// this many events.
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.read(stream, |v| v.len() as u64).unwrap_or(0)
+        // The index is updated before the head is raised (see `append`):
+        // leave out the positions of a batch not yet readable. Loading the
+        // head first means every position counted is readable.
+        let head = self.head();
+        self.streams
+            .read(stream, |v| {
+                let unreadable = v.iter().rev().take_while(|p| **p > head).count();
+                (v.len() - unreadable) as u64
+            })
+            .unwrap_or(0)
     }
 
     /// Events in a range of positions, oldest first. The range is clipped to

@@ -7,16 +7,18 @@
 //! idempotent, or keep their own position.
 
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io;
 use std::time::Duration;
+
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
+use crate::log::Log;
 use crate::position::Position;
 use crate::reader::Timeline;
 use crate::runtime::Shared;
+use crate::storage::{is_plain_file_name, CheckpointFiles, LogFacts};
 use crate::subscription::Subscription;
 use crate::sync::{thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
 
@@ -45,41 +47,31 @@ pub(crate) enum Checkpoints {
     /// In the runtime: a projection restarted under the same name resumes.
     Memory(Mutex<std::collections::HashMap<String, Position>>),
     /// In `<log dir>/projections/<name>.checkpoint`: survives restarts.
-    Dir(PathBuf),
+    Dir(CheckpointFiles),
 }
 
 impl Checkpoints {
-    fn load(&self, name: &str) -> Result<Position> {
+    /// Where projection `name` resumes after: its checkpoint if it has one
+    /// that fits the log, else the start.
+    fn load<E>(&self, name: &str, log: &Log<E>) -> Result<Position> {
         match self {
             Checkpoints::Memory(map) => {
                 let map = map.lock().unwrap_or_else(|e| e.into_inner());
                 Ok(map.get(name).copied().unwrap_or(Position::ZERO))
             }
-            Checkpoints::Dir(dir) => {
-                let path = dir.join(format!("{name}.checkpoint"));
-                match fs::read(&path) {
-                    Ok(bytes) => {
-                        let valid = bytes.len() == 12
-                            && crc32c::crc32c(&bytes[..8]).to_le_bytes() == bytes[8..12];
-                        if !valid {
-                            return Err(Error::Corrupt {
-                                file: path,
-                                offset: 0,
-                                reason: "a damaged projection checkpoint".into(),
-                            });
-                        }
-                        let mut p = [0u8; 8];
-                        p.copy_from_slice(&bytes[..8]);
-                        Ok(Position(u64::from_le_bytes(p)))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Position::ZERO),
-                    Err(e) => Err(e.into()),
-                }
+            Checkpoints::Dir(files) => {
+                let id_at = |p: Position| log.get(p).map(|e| e.id);
+                let facts = LogFacts {
+                    log_id: files.log_id(),
+                    head: log.head(),
+                    id_at: &id_at,
+                };
+                Ok(files.load(name, &facts)?.unwrap_or(Position::ZERO))
             }
         }
     }
 
-    fn save(&self, name: &str, position: Position) -> io::Result<()> {
+    fn save(&self, name: &str, position: Position, event_id: Uuid) -> io::Result<()> {
         match self {
             Checkpoints::Memory(map) => {
                 map.lock()
@@ -87,19 +79,7 @@ impl Checkpoints {
                     .insert(name.to_owned(), position);
                 Ok(())
             }
-            Checkpoints::Dir(dir) => {
-                fs::create_dir_all(dir)?;
-                let mut bytes = position.0.to_le_bytes().to_vec();
-                bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
-                let path = dir.join(format!("{name}.checkpoint"));
-                let tmp = dir.join(format!("{name}.checkpoint.tmp"));
-                let mut file = fs::File::create(&tmp)?;
-                file.write_all(&bytes)?;
-                file.sync_all()?;
-                drop(file);
-                fs::rename(&tmp, &path)?;
-                crate::log::file::sync_dir(dir)
-            }
+            Checkpoints::Dir(files) => files.save(name, position, event_id),
         }
     }
 }
@@ -115,6 +95,17 @@ pub(crate) struct ProjectionShared {
     pub(crate) failure: OnceLock<String>,
     pub(crate) running: AtomicBool,
     stop: AtomicBool,
+}
+
+impl ProjectionShared {
+    /// Asks the projection's thread to stop after the event it is
+    /// handling, and waits until it has saved its checkpoint and ended.
+    pub(crate) fn stop_and_wait(&self) {
+        self.stop.store(true, Ordering::Release);
+        while self.running.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// A running projection; from [`Runtime::projection`](crate::Runtime::projection).
@@ -179,13 +170,12 @@ impl Projection {
         options: ProjectionOptions,
         mut projector: impl Projector<E>,
     ) -> Result<(Projection, Arc<ProjectionShared>)> {
-        let plain = crate::log::file::is_plain_file_name(name);
-        if !plain {
+        if !is_plain_file_name(name) {
             return Err(Error::Config(
                 "a projection's name may use only letters, digits, '-', '_' and '.'",
             ));
         }
-        let from = checkpoints.load(name)?;
+        let from = checkpoints.load(name, &shared.log)?;
         let state = Arc::new(ProjectionShared {
             name: name.to_owned(),
             handled: AtomicU64::new(from.0),
@@ -202,9 +192,14 @@ impl Projection {
             .spawn(move || {
                 let mut sub = Subscription::new(Arc::clone(&shared), from.next());
                 let mut unsaved = 0;
-                let save = |p: u64| match checkpoints.save(&name, Position(p)) {
-                    Ok(()) => worker.saved.store(p, Ordering::Release),
-                    Err(e) => tracing::warn!(projection = %name, error = %e, "could not save a checkpoint"),
+                // The id of the last event handled, which its checkpoint names.
+                let mut last_id = None;
+                let save = |p: u64, id: Option<Uuid>| {
+                    let Some(id) = id else { return };
+                    match checkpoints.save(&name, Position(p), id) {
+                        Ok(()) => worker.saved.store(p, Ordering::Release),
+                        Err(e) => tracing::warn!(projection = %name, error = %e, "could not save a checkpoint"),
+                    }
                 };
                 while !worker.stop.load(Ordering::Acquire) {
                     let Some(event) = sub.next_timeout(Duration::from_millis(20)) else {
@@ -225,15 +220,16 @@ impl Projection {
                         break;
                     }
                     worker.handled.store(event.position.0, Ordering::Release);
+                    last_id = Some(event.id);
                     unsaved += 1;
                     if unsaved >= every {
-                        save(event.position.0);
+                        save(event.position.0, last_id);
                         unsaved = 0;
                     }
                 }
                 let handled = worker.handled.load(Ordering::Acquire);
                 if handled != worker.saved.load(Ordering::Acquire) {
-                    save(handled);
+                    save(handled, last_id);
                 }
                 worker.running.store(false, Ordering::Release);
             })?;

@@ -4,14 +4,12 @@ use std::fmt;
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::event::{Event, Recorded, Timestamp};
 use crate::faults::Faults;
-use crate::log::file::{self, DirOptions, Storage};
 use crate::log::Batch;
 use crate::log::Log;
 use crate::position::Position;
@@ -20,10 +18,11 @@ use crate::sequencer::Durable;
 use crate::sequencer::{Gate, Msg, Sequencer};
 use crate::signal::Signal;
 use crate::snapshot;
+use crate::storage::Upcasters;
+use crate::storage::{self, DirInfo, DirOptions, RecoveryReport, SnapshotFiles, Storage};
 use crate::subscription::Subscription;
 use crate::sync::channel::{bounded, Receiver, Sender};
 use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
-use crate::upcast::Upcasters;
 use crate::view::{Publisher, Snapshot, View, ViewDriver, ViewShared, ViewStatus};
 use crate::writer::Writer;
 
@@ -86,15 +85,22 @@ struct ViewSetup<'a, E> {
     faults: Faults,
     recovered: &'a [Recorded<E>],
     /// The log directory, for views whose snapshots persist.
-    dir: Option<&'a Path>,
+    dir: Option<&'a DirInfo>,
 }
 
 type ViewFactory<E> =
     Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>>;
 
-/// Opens a log directory: the recovered events and the segment writer.
-type Opener<E> =
-    Box<dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<(Vec<Recorded<E>>, Box<dyn Durable<E>>)>>;
+/// What opening a log directory gives the builder.
+struct Opened<E> {
+    events: Vec<Recorded<E>>,
+    store: Box<dyn Durable<E>>,
+    info: DirInfo,
+    report: RecoveryReport,
+}
+
+/// Opens a log directory (the builder knows `E: Serialize` only here).
+type Opener<E> = Box<dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<Opened<E>>>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 ///
@@ -273,18 +279,23 @@ impl<E: Event> Builder<E> {
                 return Err(Error::DuplicateView(name.clone()));
             }
         }
-        let (recovered, store, dir) = match self.storage {
+        let (recovered, store, dir, report) = match self.storage {
             Some((options, open)) => {
                 let started = std::time::Instant::now();
-                let (events, store) = open(&options, &self.upcasters)?;
+                let opened = open(&options, &self.upcasters)?;
                 tracing::info!(
-                    events = events.len(),
+                    events = opened.events.len(),
                     ms = started.elapsed().as_millis() as u64,
                     "recovered the log"
                 );
-                (events, Some(store), Some(options.path))
+                (
+                    opened.events,
+                    Some(opened.store),
+                    Some(opened.info),
+                    Some(opened.report),
+                )
             }
-            None => (Vec::new(), None, None),
+            None => (Vec::new(), None, None, None),
         };
         // The recovered log is one batch, kept whole like any other.
         let recovered: Batch<E> = Arc::new(recovered);
@@ -298,7 +309,7 @@ impl<E: Event> Builder<E> {
                 spares: self.spare_copies,
                 faults: self.faults,
                 recovered: &recovered,
-                dir: dir.as_deref(),
+                dir: dir.as_ref(),
             })?;
             drivers.push(driver);
             views.push(status);
@@ -333,17 +344,18 @@ impl<E: Event> Builder<E> {
             })
             .map_err(Error::Io)?;
         let checkpoints = Arc::new(match &dir {
-            Some(d) => crate::projection::Checkpoints::Dir(d.join("projections")),
+            Some(info) => crate::projection::Checkpoints::Dir(storage::CheckpointFiles::new(info)),
             None => crate::projection::Checkpoints::Memory(Mutex::new(Default::default())),
         });
         Ok(Runtime {
             shared,
-            checkpoints,
+            checkpoints: Mutex::new(Some(checkpoints)),
             projections: Mutex::new(Vec::new()),
             tx,
             views,
             thread: Mutex::new(Some(thread)),
             max_append: self.max_append,
+            recovery: report,
         })
     }
 }
@@ -359,9 +371,13 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     pub fn storage(mut self, storage: Storage) -> Self {
         self.storage = storage.dir.map(|options| {
             let open: Opener<E> = Box::new(|options, upcasters| {
-                let recovered = file::open::<E>(options, upcasters)?;
-                let store: Box<dyn Durable<E>> = Box::new(recovered.writer);
-                Ok((recovered.events, store))
+                let recovered = storage::open::<E>(options, upcasters)?;
+                Ok(Opened {
+                    events: recovered.events,
+                    store: Box::new(recovered.writer),
+                    info: recovered.info,
+                    report: recovered.report,
+                })
             });
             (options, open)
         });
@@ -414,7 +430,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let plain = file::is_plain_file_name(&name);
+        let plain = storage::is_plain_file_name(&name);
         let factory: ViewFactory<E> = Box::new(move |setup| {
             if !plain {
                 return Err(Error::Config(
@@ -422,18 +438,28 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
                 ));
             }
             let shared = ViewShared::new(Arc::clone(&shared_name), initial, setup.every);
-            let snapshots = setup.dir.map(|d| snapshot::dir_of(d, &shared_name));
-            let head = setup
-                .recovered
-                .last()
-                .map_or(Position::ZERO, |e| e.position);
-            let base = match &snapshots {
-                Some(dir) => snapshot::load_newest::<V>(dir, head)?,
-                None => None,
+            let files = setup.dir.map(|info| SnapshotFiles::new(info, &shared_name));
+            let base = match (&files, setup.dir) {
+                (Some(files), Some(info)) => {
+                    let id_at = |p: Position| {
+                        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
+                        setup.recovered.get(i).map(|e| e.id)
+                    };
+                    let facts = storage::LogFacts {
+                        log_id: info.log_id,
+                        head: Position(setup.recovered.len() as u64),
+                        id_at: &id_at,
+                    };
+                    files.load_newest::<V>(&facts)?
+                }
+                _ => None,
             };
+            let base = base.map(|(position, state)| Snapshot { position, state });
             shared.recover(base, setup.recovered);
-            let persist = snapshots.map(|dir| -> crate::view::Persist<V> {
-                Box::new(move |s: &Snapshot<V>| snapshot::write(&dir, s))
+            let persist = files.map(|files| -> crate::view::Persist<V> {
+                Box::new(move |s: &Snapshot<V>, event_id| {
+                    files.write(s.position, event_id, &s.state)
+                })
             });
             let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
                 Arc::clone(&shared),
@@ -516,12 +542,15 @@ impl<E> Drop for ExitGuard<E> {
 /// ```
 pub struct Runtime<E: Event> {
     shared: Arc<Shared<E>>,
-    checkpoints: Arc<crate::projection::Checkpoints>,
+    /// Where projections keep checkpoints; `None` once shut down (a durable
+    /// log's checkpoints hold its directory's lock).
+    checkpoints: Mutex<Option<Arc<crate::projection::Checkpoints>>>,
     projections: Mutex<Vec<Arc<crate::projection::ProjectionShared>>>,
     tx: Sender<Msg<E>>,
     views: Vec<Arc<dyn ViewStatus>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     max_append: usize,
+    recovery: Option<RecoveryReport>,
 }
 
 impl<E: Event> fmt::Debug for Runtime<E> {
@@ -582,6 +611,13 @@ impl<E: Event> Runtime<E> {
     /// The position of the last appended event.
     pub fn head(&self) -> Position {
         self.shared.log.head()
+    }
+
+    /// What recovery found and did when the log's directory was opened
+    /// (`None` for an in-memory log): cuts, files set aside, an accepted
+    /// loss. Each of them was also logged at `warn`.
+    pub fn recovery(&self) -> Option<&RecoveryReport> {
+        self.recovery.as_ref()
     }
 
     /// The state of a view just after the event at `position`: the newest
@@ -685,15 +721,20 @@ impl<E: Event> Runtime<E> {
     }
 
     /// [`projection`](Runtime::projection) with settings.
+    ///
+    /// Errors: [`Error::Closed`] after [`shutdown`](Runtime::shutdown);
+    /// [`Error::Config`] for a name that is not a plain file name.
     pub fn projection_with(
         &self,
         name: &str,
         options: crate::projection::ProjectionOptions,
         projector: impl crate::projection::Projector<E>,
     ) -> Result<crate::projection::Projection> {
+        let checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let checkpoints = Arc::clone(checkpoints.as_ref().ok_or(Error::Closed)?);
         let (projection, state) = crate::projection::Projection::start(
             Arc::clone(&self.shared),
-            Arc::clone(&self.checkpoints),
+            checkpoints,
             name,
             options,
             projector,
@@ -753,9 +794,11 @@ impl<E: Event> Runtime<E> {
     }
 
     /// Stops taking appends, sequences and acknowledges every append already
-    /// queued, and joins the sequencer thread. Afterwards every append
-    /// returns [`Error::Closed`]; readers keep the final snapshots. Calling
-    /// it again does nothing.
+    /// queued, and joins the sequencer thread; then stops every projection
+    /// (each saves its checkpoint after the event it is handling). Afterwards
+    /// every append returns [`Error::Closed`]; readers keep the final
+    /// snapshots; a durable log's directory is free for another runtime.
+    /// Calling it again does nothing.
     pub fn shutdown(&self) -> Result<()> {
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(handle) = handle else { return Ok(()) };
@@ -764,9 +807,18 @@ impl<E: Event> Runtime<E> {
         // Nothing can follow this marker into the queue (see `Gate`). If the
         // sequencer already died, the send fails and the join reports it.
         let _ = self.tx.send(Msg::Shutdown);
-        handle
+        let joined = handle
             .join()
-            .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)))
+            .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)));
+        let projections = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+        for p in projections.iter() {
+            p.stop_and_wait();
+        }
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        joined
     }
 
     fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewShared<V>>> {
@@ -829,7 +881,8 @@ pub struct Stats {
     pub batches: u64,
     /// Mean events per batch.
     pub mean_batch: f64,
-    /// Appends rejected for a version conflict.
+    /// Appends rejected by the sequencer: a version conflict, or an event
+    /// the store refused (too large, or not encodable).
     pub rejected: u64,
     /// Appends waiting in the queue right now.
     pub queue_depth: usize,

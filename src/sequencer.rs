@@ -154,15 +154,31 @@ const YIELDS: u32 = sync::budget(64);
 
 /// Where the sequencer makes a batch durable before publishing it.
 pub(crate) trait Durable<E>: Send {
-    /// Writes (and, as configured, syncs) one batch. An error means the
-    /// batch may not be durable: it is not published or acknowledged.
-    fn append(&mut self, batch: &[Recorded<E>]) -> std::io::Result<()>;
+    /// Adds one accepted append's records to the batch being built. An
+    /// error (an event too large, or one that does not encode) rejects
+    /// that append only: nothing of it is staged.
+    fn stage(&mut self, records: &[Recorded<E>]) -> Result<()>;
+
+    /// Writes (and, as configured, syncs) the staged batch. An error means
+    /// the batch may not be durable: it is not published or acknowledged.
+    fn commit(&mut self) -> std::io::Result<()>;
 }
 
-impl<E: Event + serde::Serialize> Durable<E> for crate::log::file::SegmentWriter {
-    fn append(&mut self, batch: &[Recorded<E>]) -> std::io::Result<()> {
-        crate::log::file::SegmentWriter::append(self, batch)
+impl<E: Event + serde::Serialize> Durable<E> for crate::storage::SegmentWriter {
+    fn stage(&mut self, records: &[Recorded<E>]) -> Result<()> {
+        crate::storage::SegmentWriter::stage(self, records)
     }
+
+    fn commit(&mut self) -> std::io::Result<()> {
+        crate::storage::SegmentWriter::commit(self)
+    }
+}
+
+/// A batch as assigned: its records, and each command's answer.
+struct Assigned<E> {
+    records: Vec<Recorded<E>>,
+    acks: Vec<(Reply, Result<Appended>)>,
+    rejected: u64,
 }
 
 /// The sequencer thread's state.
@@ -373,15 +389,22 @@ impl<E: Event> Sequencer<E> {
             }
             return;
         }
-        let log = &self.shared.log;
+        let assigned = self.assign(cmds);
+        self.commit(assigned);
+    }
+
+    /// Checks each command (dedupe, expected version), gives the accepted
+    /// events their positions, versions, ids and the batch's timestamp, and
+    /// stages them with the store. A command the store cannot take (an
+    /// event too large) is rejected alone.
+    fn assign(&mut self, cmds: &mut Vec<AppendCmd<E>>) -> Assigned<E> {
         let stamp = Timestamp::now().max(self.last_stamp);
         self.last_stamp = stamp;
         let millis = stamp.as_nanos() / 1_000_000;
-
-        let mut next = log.head().0 + 1;
+        let head = self.shared.log.head().0;
         // Exactly the events offered: this vector becomes the stored batch.
         let offered = cmds.iter().map(|c| c.events.len()).sum();
-        let mut records = Vec::with_capacity(offered);
+        let mut records: Vec<Recorded<E>> = Vec::with_capacity(offered);
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
         for cmd in cmds.drain(..) {
@@ -405,23 +428,31 @@ impl<E: Event> Sequencer<E> {
                 acks.push((cmd.reply, Err(conflict)));
                 continue;
             }
-            let count = cmd.events.len() as u64;
-            for (i, e) in (1..).zip(cmd.events.into_iter()) {
-                let id = e.id.unwrap_or_else(|| self.ids.next(millis));
+            let start = records.len();
+            let first = head + 1 + start as u64;
+            for (i, e) in (0..).zip(cmd.events.into_iter()) {
                 records.push(Recorded {
-                    position: Position(next),
+                    position: Position(first + i),
                     stream: cmd.stream.clone(),
-                    version: current + i,
-                    id,
+                    version: current + 1 + i,
+                    id: e.id.unwrap_or_else(|| self.ids.next(millis)),
                     recorded_at: stamp,
                     schema_version: E::SCHEMA_VERSION,
                     metadata: e.metadata,
                     payload: e.payload,
                 });
-                next += 1;
             }
+            if let Some(store) = &mut self.store {
+                if let Err(e) = store.stage(&records[start..]) {
+                    records.truncate(start);
+                    rejected += 1;
+                    acks.push((cmd.reply, Err(e)));
+                    continue;
+                }
+            }
+            let count = (records.len() - start) as u64;
             let ack = Appended {
-                position: Position(next - 1),
+                position: Position(first + count - 1),
                 version: current + count,
                 count,
             };
@@ -436,26 +467,31 @@ impl<E: Event> Sequencer<E> {
             }
             acks.push((cmd.reply, Ok(ack)));
         }
+        Assigned {
+            records,
+            acks,
+            rejected,
+        }
+    }
 
+    /// Makes the batch durable, appends it to the log, publishes every view
+    /// once, wakes readers, and only then answers the writers.
+    fn commit(&mut self, assigned: Assigned<E>) {
+        let Assigned {
+            records,
+            acks,
+            rejected,
+        } = assigned;
         let appended = records.len() as u64;
         if appended > 0 {
             if let Some(store) = &mut self.store {
-                if let Err(e) = store.append(&records) {
-                    tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
-                    let _ = self.shared.storage_failure.set(e.to_string());
-                    self.failed = Some((e.kind(), e.to_string()));
-                    for (reply, result) in acks {
-                        let result = match result {
-                            Ok(_) => Err(self.storage_error().unwrap_or(Error::Closed)),
-                            Err(e) => Err(e),
-                        };
-                        reply.send(result);
-                    }
+                if let Err(e) = store.commit() {
+                    self.fail(e, acks);
                     return;
                 }
             }
             let batch: Batch<E> = Arc::new(records);
-            log.append(&batch);
+            self.shared.log.append(&batch);
             for view in &mut self.views {
                 view.publish(&batch);
             }
@@ -466,6 +502,20 @@ impl<E: Event> Sequencer<E> {
         // their positions only after the views show them.
         self.shared.signal.notify();
         for (reply, result) in acks {
+            reply.send(result);
+        }
+    }
+
+    /// The store failed: refuse this batch and every later append.
+    fn fail(&mut self, e: std::io::Error, acks: Vec<(Reply, Result<Appended>)>) {
+        tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
+        let _ = self.shared.storage_failure.set(e.to_string());
+        self.failed = Some((e.kind(), e.to_string()));
+        for (reply, result) in acks {
+            let result = match result {
+                Ok(_) => Err(self.storage_error().unwrap_or(Error::Closed)),
+                Err(e) => Err(e),
+            };
             reply.send(result);
         }
     }

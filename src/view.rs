@@ -215,8 +215,9 @@ impl<V> ViewShared<V> {
     }
 }
 
-/// Writes a snapshot of a view to disk (persisted views only).
-pub(crate) type Persist<V> = Box<dyn Fn(&Snapshot<V>) -> std::io::Result<()> + Send>;
+/// Writes a snapshot of a view to disk (persisted views only), given the id
+/// of the event at its position.
+pub(crate) type Persist<V> = Box<dyn Fn(&Snapshot<V>, uuid::Uuid) -> std::io::Result<()> + Send>;
 
 /// The type-erased face of a view, for stats and lookups by name.
 pub(crate) trait ViewStatus: Send + Sync {
@@ -452,10 +453,11 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                 };
                 self.retire(old, batch);
                 if let Some(snapshot) = kept {
-                    if let Some(persist) = &self.persist {
+                    let last_id = batch.last().map(|e| e.id);
+                    if let (Some(persist), Some(id)) = (&self.persist, last_id) {
                         // The batch is already durable; a snapshot that
                         // fails to write costs only replay time on reopen.
-                        if let Err(e) = persist(&snapshot) {
+                        if let Err(e) = persist(&snapshot, id) {
                             tracing::warn!(view = %self.shared.name, error = %e, "could not write a snapshot");
                         }
                     }

@@ -120,3 +120,59 @@ fn event_ids_are_unique_and_timestamps_never_go_back() {
         .all(|w| w[0].recorded_at() <= w[1].recorded_at()));
     assert!(events.iter().all(|e| e.id().get_version_num() == 7));
 }
+
+/// A stream's version, as the log reports it, is never ahead of what the
+/// log can return for that stream: `read_stream` called afterwards returns
+/// at least that many events.
+#[test]
+fn stream_version_never_runs_ahead_of_read_stream() {
+    let rt = Runtime::<Add>::builder().max_batch(64).build().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let w = rt.writer();
+            let stop = std::sync::Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let stream = ["a", "b"][(i % 2) as usize];
+                    let tickets: Vec<_> = (0..16)
+                        .map(|_| w.submit(stream, add(t, 1)).unwrap())
+                        .collect();
+                    for k in tickets {
+                        k.wait().unwrap();
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let log = rt.log();
+    let (mut checks, mut raced) = (0u64, 0u64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        for stream in ["a", "b"] {
+            let version = log.stream_version(stream);
+            if version == 0 {
+                continue;
+            }
+            // Reading from that version must return it (and maybe more).
+            let mut from = log.read_stream(stream, version);
+            let at = from.next().map(|e| e.version());
+            assert_eq!(
+                at,
+                Some(version),
+                "stream {stream} is at version {version}, but read_stream cannot return it"
+            );
+            raced += u64::from(from.next().is_some());
+            checks += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    eprintln!("{checks} checks; the log grew between the two calls in {raced}");
+    assert!(
+        raced > 0,
+        "the writers never raced the checks: the test proved nothing"
+    );
+}

@@ -3,19 +3,19 @@
 //! reported (file and offset), never silently skipped; a failed write is
 //! never acknowledged and stops the runtime's appends.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/domain.rs"]
 mod domain;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use domain::durable::{fold, Put, Totals};
 use domain::Rng;
-use rwlog::{Durability, Error, Position, Runtime, Storage};
+use rwlog::{Durability, Error, InjectedFault, Position, Runtime, Storage};
 
 const CHILD_DIR: &str = "RWLOG_CRASH_CHILD_DIR";
 
@@ -73,18 +73,12 @@ fn crash_child() {
             std::thread::spawn(move || {
                 for i in 0.. {
                     let stream = format!("s{}", (t + i) % 5);
-                    let ack = w
-                        .append(
-                            stream.as_str(),
-                            Put {
-                                key: i % 17,
-                                amount: t as i64 + 1,
-                            },
-                        )
-                        .expect("append");
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "ACK {} {stream} {}", ack.position, ack.version).expect("stdout");
-                    out.flush().expect("stdout");
+                    let put = Put {
+                        key: i % 17,
+                        amount: t as i64 + 1,
+                    };
+                    let ack = w.append(stream.as_str(), put).expect("append");
+                    child::tell_parent(&format!("ACK {} {stream} {}", ack.position, ack.version));
                 }
             })
         })
@@ -94,54 +88,38 @@ fn crash_child() {
     }
 }
 
+/// The acknowledgements in the child's output: (position, stream, version).
+fn acks(lines: &[String]) -> Vec<(u64, String, u64)> {
+    let parse = |line: &String| {
+        let mut f = line.strip_prefix("ACK ")?.split(' ');
+        let p = f.next()?.parse().ok()?;
+        let s = f.next()?.to_owned();
+        let v = f.next()?.parse().ok()?;
+        Some((p, s, v))
+    };
+    lines.iter().filter_map(parse).collect()
+}
+
 #[test]
 fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
+    let path = dir.path().to_str().unwrap();
     let mut rng = Rng(0x5eed_1234);
     let mut acked_total = 0;
     for round in 0..20 {
-        let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // Kill after a random number of acknowledgements (or a time limit).
+        let mut child = child::spawn("crash_child", &[(CHILD_DIR, path)]);
+        // Kill after a random number of acknowledgements.
         let wanted = 1 + rng.below(400) as usize;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut lines = BufReader::new(stdout).lines();
-        let mut acked: Vec<(u64, String, u64)> = Vec::new();
-        while acked.len() < wanted && Instant::now() < deadline {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("ACK ") {
-                        let mut f = rest.split(' ');
-                        let p = f.next().unwrap().parse().unwrap();
-                        let s = f.next().unwrap().to_owned();
-                        let v = f.next().unwrap().parse().unwrap();
-                        acked.push((p, s, v));
-                    }
-                }
-                _ => break,
+        let mut lines = Vec::new();
+        while acks(&lines).len() < wanted {
+            match child.line() {
+                Some(line) => lines.push(line),
+                None => break,
             }
         }
-        child.kill().unwrap(); // SIGKILL
-                               // Acknowledgements printed before the kill are still in the pipe.
-        for line in lines.map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("ACK ") {
-                let mut f = rest.split(' ');
-                let (Some(p), Some(s), Some(v)) = (f.next(), f.next(), f.next()) else {
-                    continue;
-                };
-                if let (Ok(p), Ok(v)) = (p.parse(), v.parse()) {
-                    acked.push((p, s.to_owned(), v));
-                }
-            }
-        }
-        child.wait().unwrap();
+        // Acknowledgements printed before the kill are still in the pipe.
+        lines.extend(child.kill());
+        let acked = acks(&lines);
 
         let rt =
             open(dir.path()).unwrap_or_else(|e| panic!("round {round}: reopening failed: {e}"));
@@ -205,15 +183,23 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Byte offsets of the frames of a segment.
+/// Byte offsets of the frames of a segment: after its 40-byte header come
+/// batches, each a 28-byte header (its frames' byte length at bytes 16..24)
+/// and then frames of `[length u32][crc u32][body]`.
 fn frames(path: &Path) -> Vec<usize> {
     let data = fs::read(path).unwrap();
     let mut offsets = Vec::new();
-    let mut off = 20;
-    while off + 8 <= data.len() {
-        offsets.push(off);
-        let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
-        off += 8 + len;
+    let mut batch = 40;
+    while batch + 28 <= data.len() {
+        let bytes = u64::from_le_bytes(data[batch + 16..batch + 24].try_into().unwrap()) as usize;
+        let end = batch + 28 + bytes;
+        let mut off = batch + 28;
+        while off + 8 <= end.min(data.len()) {
+            offsets.push(off);
+            let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+            off += 8 + len;
+        }
+        batch = end;
     }
     offsets
 }
@@ -370,7 +356,9 @@ fn a_missing_middle_segment_is_corruption() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
     fs::remove_file(&segs[1]).unwrap();
-    expect_corrupt(dir.path(), &segs[2], Some(0));
+    // The segment that ends short is named, at its end.
+    let end = fs::metadata(&segs[0]).unwrap().len();
+    expect_corrupt(dir.path(), &segs[0], Some(end));
 }
 
 #[test]
@@ -409,11 +397,15 @@ fn a_failed_write_or_sync_is_never_acked_and_stops_appends() {
     for sync_fails in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let rt = open_with(dir.path(), |s| {
-            if sync_fails {
-                s.fail_sync_after(3)
+            s.inject_fault(if sync_fails {
+                InjectedFault::Sync { after: 3 }
             } else {
-                s.fail_after_writes(3)
-            }
+                InjectedFault::Write {
+                    after: 3,
+                    written: 0,
+                    kind: std::io::ErrorKind::Other,
+                }
+            })
         })
         .unwrap();
         let w = rt.writer();
@@ -476,4 +468,29 @@ fn an_append_retried_after_a_reopen_is_written_once() {
         (first.position, first.version)
     );
     assert_eq!(rt.head(), Position(1));
+}
+
+#[test]
+fn io_errors_name_the_file() {
+    // The log directory is a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    match open(&file) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("not-a-dir"), "{e}"),
+        other => panic!("expected an I/O error, got {:?}", other.map(|rt| rt.head())),
+    }
+    // A file the log needs is a directory (EISDIR).
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 3);
+    let id = dir.path().join("rwlog.id");
+    fs::remove_file(&id).unwrap();
+    fs::create_dir(&id).unwrap();
+    match open(dir.path()) {
+        Err(Error::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::IsADirectory);
+            assert!(e.to_string().contains("rwlog.id"), "{e}");
+        }
+        other => panic!("expected an I/O error, got {:?}", other.map(|rt| rt.head())),
+    }
 }

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
+use super::frame::codec;
 use crate::error::{Error, Result};
-use crate::log::file::codec;
 use crate::position::Position;
 
 type Upcast<E> = Box<dyn Fn(&[u8]) -> std::result::Result<E, String> + Send + Sync>;

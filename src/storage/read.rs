@@ -1,0 +1,436 @@
+//! Reading the segments: every whole batch into events, checked frame by
+//! frame, and a plan of what to cut or set aside, made without changing
+//! anything.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Recorded};
+use crate::position::Position;
+
+use super::config::{DirOptions, RecoveryMode};
+use super::files::{self, at};
+use super::frame::{self, BatchHeader, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
+use super::report::{Cut, RecoveryReport};
+use super::upcast::Upcasters;
+
+pub(super) fn corrupt(file: &Path, offset: u64, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        file: file.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// How far a segment's valid data goes.
+enum End {
+    /// Every byte verified.
+    Whole(u64),
+    /// The last segment ends in a torn write (never acknowledged): whole
+    /// batches end at `at`.
+    Torn { at: u64, reason: String },
+    /// Damage a torn write cannot explain: whole batches end at `at`.
+    Damaged { at: u64, error: Error },
+}
+
+/// What to change once reading is done and the open is not refused.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    /// (file, offset, file length, reason, keep the cut bytes).
+    pub(super) cuts: Vec<PlannedCut>,
+    /// Whole files to set aside, with why.
+    aside: Vec<(PathBuf, String)>,
+    /// Segments whose creation was interrupted (no events): removed.
+    remove: Vec<PathBuf>,
+    /// The segment appends continue in, and where its whole batches end.
+    pub(super) tail: Option<(PathBuf, u64)>,
+    /// A loss the open accepted (set by the caller).
+    pub(super) lost: Option<(Position, Position)>,
+}
+
+#[derive(Debug)]
+pub(super) struct PlannedCut {
+    pub(super) file: PathBuf,
+    pub(super) offset: u64,
+    len: u64,
+    reason: String,
+    keep: bool,
+}
+
+impl Plan {
+    /// Makes the planned changes, durably, logging each at `warn`.
+    pub(super) fn apply(&self, root: &Path) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport {
+            lost: self.lost,
+            ..RecoveryReport::default()
+        };
+        for c in &self.cuts {
+            let saved = match c.keep {
+                true => Some(files::copy_tail_aside(root, &c.file, c.offset)?),
+                false => None,
+            };
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&c.file)
+                .map_err(at(&c.file, "open"))?;
+            file.set_len(c.offset)
+                .and_then(|()| file.sync_all())
+                .map_err(at(&c.file, "cut"))?;
+            let bytes = c.len - c.offset;
+            tracing::warn!(file = %c.file.display(), offset = c.offset, bytes, reason = %c.reason, "cut the log");
+            report.cuts.push(Cut {
+                file: c.file.clone(),
+                offset: c.offset,
+                bytes,
+                reason: c.reason.clone(),
+                saved,
+            });
+        }
+        for path in &self.remove {
+            files::remove(path)?;
+            files::sync_dir(root)?;
+            tracing::warn!(file = %path.display(), "removed a segment whose creation was interrupted");
+        }
+        for (path, reason) in &self.aside {
+            let to = files::move_aside(root, path)?;
+            tracing::warn!(file = %path.display(), aside = %to.display(), %reason, "set aside at open");
+            report.set_aside.push((path.clone(), to, reason.clone()));
+        }
+        Ok(report)
+    }
+}
+
+/// The state of reading the segments.
+pub(super) struct Reading<'a, E> {
+    pub(super) options: &'a DirOptions,
+    pub(super) upcasters: &'a Upcasters<E>,
+    pub(super) log_id: Uuid,
+    /// The events of every whole batch read so far.
+    pub(super) events: Vec<Recorded<E>>,
+    pub(super) plan: Plan,
+}
+
+/// What reading one batch led to.
+enum Step {
+    /// A whole batch, ending at this offset.
+    Next(usize),
+    Stop(End),
+}
+
+/// Why a batch header was not accepted.
+enum Bad {
+    /// As a torn write leaves it.
+    Torn(String),
+    Damaged(String),
+}
+
+/// Why a frame was not read.
+enum FrameError {
+    Damage(String),
+    /// Not damage: an error to report as it is (a missing upcaster).
+    Fatal(Error),
+}
+
+impl<E: Event + DeserializeOwned> Reading<'_, E> {
+    /// Reads every segment, in order, into `events` (whole batches only),
+    /// planning cuts; returns the damage that stops the open, if any.
+    pub(super) fn segments(&mut self, segments: &[(u64, PathBuf)]) -> Result<()> {
+        let mut stopped = false;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            if stopped {
+                let reason = "after the point recovery stopped at".to_string();
+                self.plan.aside.push((path.clone(), reason));
+                continue;
+            }
+            let last = i + 1 == segments.len();
+            let end = match self.gap(i, segments) {
+                Some(error) => End::Damaged { at: 0, error },
+                None => self.read_segment(path, *first, last)?,
+            };
+            stopped = self.settle(path, end)?;
+        }
+        Ok(())
+    }
+
+    /// The error if segment `i` does not start where the log so far ends.
+    fn gap(&self, i: usize, segments: &[(u64, PathBuf)]) -> Option<Error> {
+        let (first, path) = &segments[i];
+        let expected = self.events.len() as u64 + 1;
+        if *first == expected {
+            return None;
+        }
+        let name = files::name_of(path);
+        Some(match (i.checked_sub(1), *first > expected) {
+            (Some(_), true) => {
+                let (prev, len) = self.plan.tail.clone().unwrap_or((path.clone(), 0));
+                corrupt(
+                    &prev,
+                    len,
+                    format!(
+                        "the segment ends at position {}, but the next one, {name}, starts at {first}: \
+                         positions {expected}..={} are missing",
+                        expected - 1,
+                        first - 1
+                    ),
+                )
+            }
+            (None, true) => corrupt(
+                path,
+                0,
+                format!(
+                    "the first segment starts at {first}: positions 1..={} are missing",
+                    first - 1
+                ),
+            ),
+            (_, false) => corrupt(
+                path,
+                0,
+                format!("the segment starts at {first}, but position {expected} was expected"),
+            ),
+        })
+    }
+
+    /// Plans what a segment's end calls for; returns whether reading stops.
+    fn settle(&mut self, path: &Path, end: End) -> Result<bool> {
+        let len = std::fs::metadata(path).map_err(at(path, "stat"))?.len();
+        match end {
+            End::Whole(at) => {
+                self.plan.tail = Some((path.to_path_buf(), at));
+                Ok(false)
+            }
+            End::Torn { at, .. } if at < SEGMENT_HEADER as u64 => {
+                self.plan.remove.push(path.to_path_buf());
+                Ok(false)
+            }
+            End::Torn { at, reason } => {
+                self.plan.cut(path, at, len, reason, false);
+                Ok(false)
+            }
+            End::Damaged { error, .. } if self.options.recovery == RecoveryMode::TornTail => {
+                Err(error)
+            }
+            End::Damaged { at, error } if at < SEGMENT_HEADER as u64 => {
+                self.plan
+                    .aside
+                    .push((path.to_path_buf(), error.to_string()));
+                Ok(true)
+            }
+            End::Damaged { at, error } => {
+                self.plan.cut(path, at, len, error.to_string(), true);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Reads one segment's whole batches into `events`.
+    fn read_segment(&mut self, path: &Path, first: u64, last: bool) -> Result<End> {
+        let data = files::read(path)?;
+        let expected = frame::segment_header(first, self.log_id);
+        if last && frame::is_interrupted_header(&data, &expected) {
+            let reason = "a segment whose creation was interrupted".into();
+            return Ok(End::Torn { at: 0, reason });
+        }
+        let damaged = |offset: u64, reason: String| End::Damaged {
+            at: 0,
+            error: corrupt(path, offset, reason),
+        };
+        match frame::parse_segment_header(&data) {
+            Err((offset, reason)) => return Ok(damaged(offset, reason)),
+            Ok(h) if h.first != first => {
+                let reason = format!(
+                    "the header's first position {} does not match the file name",
+                    h.first
+                );
+                return Ok(damaged(12, reason));
+            }
+            Ok(h) if h.log_id != self.log_id => {
+                let reason = format!(
+                    "a segment of another log ({}; this directory's log is {})",
+                    h.log_id, self.log_id
+                );
+                return Ok(damaged(20, reason));
+            }
+            Ok(_) => {}
+        }
+        let mut off = SEGMENT_HEADER;
+        while off < data.len() {
+            match self.read_batch(path, &data, off, last)? {
+                Step::Next(end) => off = end,
+                Step::Stop(end) => return Ok(end),
+            }
+        }
+        Ok(End::Whole(off as u64))
+    }
+
+    /// Reads the batch at `off`: all its events, or none.
+    fn read_batch(&mut self, path: &Path, data: &[u8], off: usize, last: bool) -> Result<Step> {
+        let torn = |reason: String| {
+            Step::Stop(End::Torn {
+                at: off as u64,
+                reason,
+            })
+        };
+        let damaged = |at: usize, reason: String| {
+            Step::Stop(End::Damaged {
+                at: off as u64,
+                error: corrupt(path, at as u64, reason),
+            })
+        };
+        let header = match self.batch_header(data, off, last) {
+            Ok(header) => header,
+            Err(Bad::Torn(reason)) => return Ok(torn(reason)),
+            Err(Bad::Damaged(reason)) => return Ok(damaged(off, reason)),
+        };
+        let end = off + BATCH_HEADER + header.bytes as usize;
+        let mark = self.events.len();
+        match self.read_frames(&data[..end], off + BATCH_HEADER, header.first, header.count) {
+            Ok(at) if at == end => Ok(Step::Next(end)),
+            Ok(at) => {
+                self.events.truncate(mark);
+                let reason =
+                    format!("the batch's frames end at byte {at}, but its header says {end}");
+                Ok(damaged(at, reason))
+            }
+            Err((_, FrameError::Fatal(e))) => Err(e),
+            Err((at, FrameError::Damage(reason))) => {
+                self.events.truncate(mark);
+                // Zeros from the bad frame to the end of the file: a write
+                // the file's length covers but whose data never arrived.
+                Ok(match last && data[at..].iter().all(|&b| b == 0) {
+                    true => torn(format!("a final batch that ends in zeros from byte {at}")),
+                    false => damaged(at, reason),
+                })
+            }
+        }
+    }
+
+    /// The batch header at `off`, checked against the log so far and
+    /// against the segment's length.
+    fn batch_header(
+        &self,
+        data: &[u8],
+        off: usize,
+        last: bool,
+    ) -> std::result::Result<BatchHeader, Bad> {
+        let rest = &data[off..];
+        if rest.len() < BATCH_HEADER {
+            return Err(match last {
+                true => Bad::Torn("a batch header cut short".into()),
+                false => Bad::Damaged(
+                    "a batch header cut short, in a segment that is not the last".into(),
+                ),
+            });
+        }
+        let Some(header) = frame::parse_batch_header(rest) else {
+            return Err(match last && rest.iter().all(|&b| b == 0) {
+                true => Bad::Torn("zeros where a batch should start".into()),
+                false => Bad::Damaged("a batch header's checksum does not match".into()),
+            });
+        };
+        let expected = self.events.len() as u64 + 1;
+        if header.first != expected {
+            let reason = format!(
+                "a batch starts at position {}, but {expected} was expected",
+                header.first
+            );
+            return Err(Bad::Damaged(reason));
+        }
+        let count = u64::from(header.count);
+        let most = count * (FRAME_HEADER as u64 + u64::from(self.options.max_event_bytes));
+        if count == 0 || header.bytes < count * FRAME_HEADER as u64 || header.bytes > most {
+            let reason = format!(
+                "a batch header claims {count} events in {} bytes",
+                header.bytes
+            );
+            return Err(Bad::Damaged(reason));
+        }
+        let have = (rest.len() - BATCH_HEADER) as u64;
+        if header.bytes > have {
+            return Err(match last {
+                true => Bad::Torn(format!(
+                    "an incomplete final batch: {have} of its {} bytes",
+                    header.bytes
+                )),
+                false => Bad::Damaged(
+                    "a batch runs past the end of its segment, which is not the last".into(),
+                ),
+            });
+        }
+        Ok(header)
+    }
+
+    /// Reads `count` frames from `at`, holding positions from `first` on;
+    /// returns where they end, or where a bad frame starts and why.
+    fn read_frames(
+        &mut self,
+        data: &[u8],
+        mut at: usize,
+        first: u64,
+        count: u32,
+    ) -> std::result::Result<usize, (usize, FrameError)> {
+        for k in 0..u64::from(count) {
+            at = self.read_frame(data, at, first + k).map_err(|e| (at, e))?;
+        }
+        Ok(at)
+    }
+
+    /// Reads the frame at `at` (which must hold `position` and end within
+    /// `data`) into `events`; returns where it ends.
+    fn read_frame(&mut self, data: &[u8], at: usize, position: u64) -> Result<usize, FrameError> {
+        let damage = |reason: &str| Err(FrameError::Damage(reason.to_owned()));
+        if data.len() - at < FRAME_HEADER {
+            return damage("a frame header runs past the end of its batch");
+        }
+        let (len, crc) = frame::parse_frame_header(&data[at..]);
+        let max = self.options.max_event_bytes;
+        if len == 0 {
+            return damage("an empty frame");
+        }
+        if len > max {
+            let reason = format!("a frame length of {len} bytes, above the limit of {max}");
+            return Err(FrameError::Damage(reason));
+        }
+        let end = at + FRAME_HEADER + len as usize;
+        if end > data.len() {
+            return damage("a frame runs past the end of its batch");
+        }
+        let body = &data[at + FRAME_HEADER..end];
+        if crc32c::crc32c(body) != crc {
+            return damage("a frame's checksum does not match");
+        }
+        let record = match frame::decode_record(body, self.upcasters) {
+            Ok(record) => record,
+            Err(Error::Codec(reason)) => {
+                return Err(FrameError::Damage(format!(
+                    "a frame that does not decode: {reason}"
+                )))
+            }
+            Err(other) => return Err(FrameError::Fatal(other)),
+        };
+        if record.position.0 != position {
+            let reason = format!(
+                "a frame holds position {}, but {position} was expected",
+                record.position
+            );
+            return Err(FrameError::Damage(reason));
+        }
+        self.events.push(record);
+        Ok(end)
+    }
+}
+
+impl Plan {
+    fn cut(&mut self, file: &Path, offset: u64, len: u64, reason: String, keep: bool) {
+        self.cuts.push(PlannedCut {
+            file: file.to_path_buf(),
+            offset,
+            len,
+            reason,
+            keep,
+        });
+        self.tail = Some((file.to_path_buf(), offset));
+    }
+}

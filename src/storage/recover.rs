@@ -1,0 +1,179 @@
+//! Opening a log directory: lock it, read and verify every segment, check
+//! every snapshot and checkpoint against what was recovered, and only then
+//! change anything (cut a torn tail, set aside what cannot be used).
+//!
+//! Reading first and changing afterwards means a refused open leaves the
+//! directory exactly as it found it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Recorded};
+use crate::position::Position;
+
+use super::config::{DirOptions, Durability, RecoveryMode};
+use super::files;
+use super::frame;
+use super::lock::DirLock;
+use super::read::{corrupt, Plan, Reading};
+use super::report::RecoveryReport;
+use super::scan::{self, LogFacts};
+use super::segment::SegmentWriter;
+use super::upcast::Upcasters;
+use super::{identity, DirInfo};
+
+/// What opening a directory found.
+pub(crate) struct Recovered<E> {
+    pub(crate) events: Vec<Recorded<E>>,
+    pub(crate) writer: SegmentWriter,
+    pub(crate) info: DirInfo,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Opens (or creates) a log directory, verifying and loading every event.
+///
+/// Errors: [`Error::Locked`] if another runtime has it open;
+/// [`Error::Corrupt`] naming the file and offset of damage recovery may not
+/// cut (see [`RecoveryMode`]); [`Error::NoUpcaster`]; [`Error::Io`] naming
+/// the file.
+pub(crate) fn open<E: Event + DeserializeOwned>(
+    options: &DirOptions,
+    upcasters: &Upcasters<E>,
+) -> Result<Recovered<E>> {
+    let root = options.path.as_path();
+    files::create_dir(root)?;
+    let lock = Arc::new(DirLock::acquire(root)?);
+    let segments = list_segments(root)?;
+    let known_id = identity::read(root)?;
+    let log_id = match known_id {
+        Some(id) => id,
+        None => adopt_id(&segments)?,
+    };
+    // Read everything first; change nothing until the open is sure.
+    let mut reading = Reading {
+        options,
+        upcasters,
+        log_id,
+        events: Vec::new(),
+        plan: Plan::default(),
+    };
+    reading.segments(&segments)?;
+    let Reading { events, plan, .. } = reading;
+    let (report, tail) = settle(options, log_id, &events, plan, known_id.is_none())?;
+    let info = DirInfo {
+        path: root.to_path_buf(),
+        log_id,
+        synced: options.durability == Durability::Fsync,
+        lock: Arc::clone(&lock),
+    };
+    let writer = match tail {
+        Some((path, len)) => SegmentWriter::resume(options, log_id, path, len, lock)?,
+        None => SegmentWriter::create(options, log_id, events.len() as u64 + 1, lock)?,
+    };
+    Ok(Recovered {
+        events,
+        writer,
+        info,
+        report,
+    })
+}
+
+/// Checks every snapshot and checkpoint against the recovered `events`,
+/// refuses a proven loss unless the mode accepts it, and then makes the
+/// planned changes. Returns the report and the tail segment appends
+/// continue in.
+fn settle<E>(
+    options: &DirOptions,
+    log_id: Uuid,
+    events: &[Recorded<E>],
+    mut plan: Plan,
+    new_identity: bool,
+) -> Result<(RecoveryReport, Option<(PathBuf, u64)>)> {
+    let root = options.path.as_path();
+    let head = Position(events.len() as u64);
+    let id_at = |p: Position| {
+        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
+        events.get(i).map(|e| e.id)
+    };
+    let facts = LogFacts {
+        log_id,
+        head,
+        id_at: &id_at,
+    };
+    let findings = scan::scan_claims(root, &facts)?;
+    if let Some((file, what, proven)) = findings.strongest_proof() {
+        if options.recovery == RecoveryMode::TornTail {
+            return Err(proven_loss(file, what, head, *proven, &plan));
+        }
+        plan.lost = Some((head.next(), *proven));
+    }
+    if new_identity {
+        identity::write(root, log_id)?;
+    }
+    let mut report = plan.apply(root)?;
+    scan::apply_findings(root, findings, &facts, &mut report)?;
+    report.head = head;
+    Ok((report, plan.tail))
+}
+
+/// The segment files, by first position.
+fn list_segments(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for path in files::list(root)? {
+        let Some(stem) = files::name_of(&path).strip_suffix(".seg") else {
+            continue;
+        };
+        let first = stem.parse::<u64>().map_err(|_| Error::Corrupt {
+            file: path.clone(),
+            offset: 0,
+            reason: "a segment file name that is not a position".into(),
+        })?;
+        segments.push((first, path));
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// The log id of a directory without an identity file: its first
+/// segment's (a directory written before the file was lost), or a new one.
+fn adopt_id(segments: &[(u64, PathBuf)]) -> Result<Uuid> {
+    let Some((_, first)) = segments.first() else {
+        return Ok(Uuid::new_v4());
+    };
+    let data = files::read(first)?;
+    match frame::parse_segment_header(&data) {
+        Ok(header) => {
+            tracing::warn!(file = %first.display(), "the log's identity file is missing; taken from the first segment");
+            Ok(header.log_id)
+        }
+        Err((offset, reason)) => Err(corrupt(first, offset, reason)),
+    }
+}
+
+/// The error for a log that ends before a position a file proves.
+fn proven_loss(file: &Path, what: &str, head: Position, proven: Position, plan: &Plan) -> Error {
+    let end = match (&plan.tail, plan.cuts.last()) {
+        (_, Some(cut)) => format!(
+            "; {} ended in a torn batch at byte {}",
+            cut.file.display(),
+            cut.offset
+        ),
+        (Some((path, len)), None) => {
+            format!("; the last segment, {}, ends at byte {len}", path.display())
+        }
+        (None, None) => "; no segment holds any event".into(),
+    };
+    corrupt(
+        file,
+        0,
+        format!(
+            "the log ends at position {head}, but this {what} was written after position {proven} was durably \
+             acknowledged: positions {}..={proven} are lost{end}. Open with RecoveryMode::PointInTime to accept the loss",
+            head.next()
+        ),
+    )
+}
