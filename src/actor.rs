@@ -303,10 +303,7 @@ impl<A: Aggregate> Actors<A> {
     }
 
     fn set_status(&self, id: Uuid, status: CommandStatus) {
-        self.statuses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set(id, status);
+        self.statuses.lock().set(id, status);
     }
 
     /// Sends a command to its stream's actor and waits for the outcome.
@@ -372,7 +369,7 @@ impl<A: Aggregate> Actors<A> {
 
     /// A command's status, for as long as it is kept.
     pub fn status(&self, command: Uuid) -> Option<CommandStatus> {
-        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        let statuses = self.statuses.lock();
         statuses.map.get(&command).map(|(s, _)| s.clone())
     }
 }
@@ -425,10 +422,7 @@ impl<A: Aggregate> Actor<A> {
     }
 
     fn set_status(&self, id: Uuid, status: CommandStatus) {
-        self.statuses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set(id, status);
+        self.statuses.lock().set(id, status);
     }
 
     fn load(&self, stream: &StreamId) -> (A, u64) {

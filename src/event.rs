@@ -348,6 +348,10 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
     }
 }
 
+/// A batch of events as the sequencer appended it, stored whole: the
+/// sequencer's own vector, shared as it is rather than copied into a slice.
+pub(crate) type Batch<E> = Arc<Vec<Recorded<E>>>;
+
 /// A recorded event as the log hands it out (from [`Log`](crate::Log),
 /// subscriptions and their iterators): a shared handle that derefs to
 /// [`Recorded`]. Cloning it costs one reference count.
@@ -371,20 +375,20 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct EventRef<E> {
-    batch: crate::log::Batch<E>,
+    batch: Batch<E>,
     index: usize,
 }
 
 impl<E> EventRef<E> {
     /// The event at `position` of `batch`, if the batch holds it.
-    pub(crate) fn new(batch: crate::log::Batch<E>, position: u64) -> Option<EventRef<E>> {
+    pub(crate) fn new(batch: Batch<E>, position: u64) -> Option<EventRef<E>> {
         let first = batch.first()?.position.0;
         let index = usize::try_from(position.checked_sub(first)?).ok()?;
         (index < batch.len()).then_some(EventRef { batch, index })
     }
 
     /// The event at `index` of `batch`, which must hold it.
-    pub(crate) fn at(batch: crate::log::Batch<E>, index: usize) -> EventRef<E> {
+    pub(crate) fn at(batch: Batch<E>, index: usize) -> EventRef<E> {
         debug_assert!(index < batch.len());
         EventRef { batch, index }
     }

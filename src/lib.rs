@@ -117,11 +117,10 @@ mod reader;
 mod runtime;
 mod sequencer;
 mod signal;
-mod snapshot;
 mod storage;
 mod subscription;
 mod sync;
-pub mod view;
+mod view;
 mod writer;
 
 #[cfg(feature = "async")]

@@ -1,18 +1,20 @@
 //! The event log: every event ever appended, in order, readable without a
 //! lock while the sequencer appends.
 
+mod iter;
 mod memory;
 
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
-use crate::event::{Event, EventRef, Recorded, Timestamp};
+use crate::event::{Batch, Event, EventRef, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::{Arc, Index};
+use crate::sync::Index;
 
-pub(crate) use memory::Batch;
-use memory::{Directory, Slots};
+pub(crate) use iter::LastBatch;
+pub use iter::{LogIter, StreamIter};
+use memory::{Slots, Table};
 
 /// The log of a [`Runtime`](crate::Runtime), from [`Runtime::log`](crate::Runtime::log).
 ///
@@ -126,7 +128,7 @@ impl<E> Log<E> {
     /// the log: `read_all(..)` reads everything. The iterator is
     /// double-ended: `.rev()` reads newest first.
     pub fn read_all(&self, range: impl RangeBounds<Position>) -> LogIter<E> {
-        let (head, dir) = self.slots.snapshot();
+        let (head, table) = self.slots.snapshot();
         let start = match range.start_bound() {
             Bound::Included(p) => p.0,
             Bound::Excluded(p) => p.0.saturating_add(1),
@@ -139,7 +141,7 @@ impl<E> Log<E> {
             Bound::Unbounded => head,
         }
         .min(head);
-        LogIter::new(dir, start, end)
+        LogIter::new(table, start, end)
     }
 
     /// Events in a range of positions, newest first.
@@ -150,7 +152,7 @@ impl<E> Log<E> {
     /// The events of one stream from `from_version` on (versions start at 1;
     /// 0 reads from the start too), oldest first.
     pub fn read_stream(&self, stream: &str, from_version: u64) -> StreamIter<E> {
-        let (head, dir) = self.slots.snapshot();
+        let (head, table) = self.slots.snapshot();
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         let positions = self
             .streams
@@ -162,10 +164,7 @@ impl<E> Log<E> {
                     .collect()
             })
             .unwrap_or_default();
-        StreamIter {
-            dir,
-            positions: Vec::into_iter(positions),
-        }
+        StreamIter::new(table, positions)
     }
 
     /// The number of distinct streams.
@@ -175,24 +174,24 @@ impl<E> Log<E> {
 
     /// Events recorded within a time range, oldest first.
     pub fn read_time_range(&self, range: impl RangeBounds<SystemTime>) -> LogIter<E> {
-        let (head, dir) = self.slots.snapshot();
+        let (head, table) = self.slots.snapshot();
         let start = match range.start_bound() {
-            Bound::Included(t) => first_after(&dir, head, |ts| ts < stamp(t)),
-            Bound::Excluded(t) => first_after(&dir, head, |ts| ts <= stamp(t)),
+            Bound::Included(t) => first_after(&table, head, |ts| ts < stamp(t)),
+            Bound::Excluded(t) => first_after(&table, head, |ts| ts <= stamp(t)),
             Bound::Unbounded => 1,
         };
         let end = match range.end_bound() {
-            Bound::Included(t) => first_after(&dir, head, |ts| ts <= stamp(t)) - 1,
-            Bound::Excluded(t) => first_after(&dir, head, |ts| ts < stamp(t)) - 1,
+            Bound::Included(t) => first_after(&table, head, |ts| ts <= stamp(t)) - 1,
+            Bound::Excluded(t) => first_after(&table, head, |ts| ts < stamp(t)) - 1,
             Bound::Unbounded => head,
         };
-        LogIter::new(dir, start, end)
+        LogIter::new(table, start, end)
     }
 
     /// The last position recorded at or before `time`, if any.
     pub fn position_at(&self, time: SystemTime) -> Option<Position> {
-        let (head, dir) = self.slots.snapshot();
-        let after = first_after(&dir, head, |ts| ts <= stamp(&time));
+        let (head, table) = self.slots.snapshot();
+        let after = first_after(&table, head, |ts| ts <= stamp(&time));
         (after > 1).then(|| Position(after - 1))
     }
 }
@@ -217,11 +216,11 @@ fn stamp(t: &SystemTime) -> Timestamp {
 /// The first position in `1..=head` whose timestamp fails `before`, or
 /// `head + 1`. Timestamps are non-decreasing along the log, so `before` holds
 /// for a prefix of it: a binary search finds its end.
-fn first_after<E>(dir: &Directory<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> u64 {
+fn first_after<E>(table: &Table<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> u64 {
     let (mut lo, mut hi) = (1, head + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match dir.read(mid) {
+        match table.read(mid) {
             Some(r) if before(r.recorded_at) => lo = mid + 1,
             _ => hi = mid,
         }
@@ -229,151 +228,12 @@ fn first_after<E>(dir: &Directory<E>, head: u64, before: impl Fn(Timestamp) -> b
     lo
 }
 
-/// An iterator over a range of the log, from [`Log::read_all`].
-pub struct LogIter<E> {
-    dir: Directory<E>,
-    front: u64,
-    back: u64,
-    /// The batch read last, from either end.
-    last: LastBatch<E>,
-}
-
-impl<E> LogIter<E> {
-    fn new(dir: Directory<E>, front: u64, back: u64) -> LogIter<E> {
-        LogIter {
-            dir,
-            front,
-            back,
-            last: LastBatch::default(),
-        }
-    }
-
-    /// Calls `f` on each remaining event, front to back, by reference: a
-    /// batch at a time, without a reference count per event (replay's loop).
-    pub(crate) fn for_each_ref(mut self, mut f: impl FnMut(&Recorded<E>)) {
-        while self.front <= self.back {
-            let Some(batch) = self.dir.batch(self.front) else {
-                return;
-            };
-            let Some(first) = batch.first().map(|e| e.position.0) else {
-                return;
-            };
-            let from = usize::try_from(self.front - first).unwrap_or(usize::MAX);
-            let to = usize::try_from(self.back - first).unwrap_or(usize::MAX);
-            let run = batch.get(from..=to.min(batch.len() - 1)).unwrap_or(&[]);
-            if run.is_empty() {
-                return;
-            }
-            run.iter().for_each(&mut f);
-            self.front += run.len() as u64;
-        }
-    }
-
-    fn read(&mut self, position: u64) -> Option<EventRef<E>> {
-        let dir = &self.dir;
-        self.last.read(position, |p| dir.batch(p))
-    }
-}
-
-/// The batch a cursor read last, with its first and last positions: the
-/// next event is usually in it, so reading it costs a range check and one
-/// reference count instead of a lookup.
-pub(crate) struct LastBatch<E>(Option<(Batch<E>, u64, u64)>);
-
-impl<E> Default for LastBatch<E> {
-    fn default() -> LastBatch<E> {
-        LastBatch(None)
-    }
-}
-
-impl<E> LastBatch<E> {
-    /// The event at `position`, from the remembered batch if it holds it,
-    /// else from the batch `fetch` finds for it, which is remembered next.
-    #[inline]
-    pub(crate) fn read(
-        &mut self,
-        position: u64,
-        fetch: impl FnOnce(u64) -> Option<Batch<E>>,
-    ) -> Option<EventRef<E>> {
-        let covers = |(_, first, last): &(Batch<E>, u64, u64)| (*first..=*last).contains(&position);
-        if !self.0.as_ref().is_some_and(covers) {
-            let batch = fetch(position)?;
-            let (first, last) = (batch.first()?.position.0, batch.last()?.position.0);
-            self.0 = Some((batch, first, last));
-        }
-        let (batch, first, last) = self.0.as_ref()?;
-        let index = usize::try_from(position.checked_sub(*first)?).ok()?;
-        (position <= *last).then(|| EventRef::at(Arc::clone(batch), index))
-    }
-}
-
-impl<E> std::fmt::Debug for LogIter<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogIter")
-            .field("front", &self.front)
-            .field("back", &self.back)
-            .finish()
-    }
-}
-
-impl<E> Iterator for LogIter<E> {
-    type Item = EventRef<E>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.front > self.back {
-            return None;
-        }
-        let r = self.read(self.front);
-        self.front += 1;
-        r
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = usize::try_from((self.back + 1).saturating_sub(self.front)).unwrap_or(usize::MAX);
-        (n, Some(n))
-    }
-}
-
-impl<E> DoubleEndedIterator for LogIter<E> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        if self.front > self.back {
-            return None;
-        }
-        let r = self.read(self.back);
-        self.back -= 1;
-        r
-    }
-}
-
-impl<E> ExactSizeIterator for LogIter<E> {}
-
-/// An iterator over one stream, from [`Log::read_stream`].
-pub struct StreamIter<E> {
-    dir: Directory<E>,
-    positions: std::vec::IntoIter<Position>,
-}
-
-impl<E> std::fmt::Debug for StreamIter<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamIter")
-            .field("remaining", &self.positions.len())
-            .finish()
-    }
-}
-
-impl<E> Iterator for StreamIter<E> {
-    type Item = EventRef<E>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.dir.read(self.positions.next()?.0)
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::event::Recorded;
     use crate::faults::Faults;
+    use crate::sync::Arc;
 
     /// A log of `sizes.len()` batches of those sizes, events alternating
     /// between streams "a" and "b", payload = position.

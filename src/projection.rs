@@ -56,7 +56,7 @@ impl Checkpoints {
     fn load<E>(&self, name: &str, log: &Log<E>) -> Result<Position> {
         match self {
             Checkpoints::Memory(map) => {
-                let map = map.lock().unwrap_or_else(|e| e.into_inner());
+                let map = map.lock();
                 Ok(map.get(name).copied().unwrap_or(Position::ZERO))
             }
             Checkpoints::Dir(files) => {
@@ -74,9 +74,7 @@ impl Checkpoints {
     fn save(&self, name: &str, position: Position, event_id: Uuid) -> io::Result<()> {
         match self {
             Checkpoints::Memory(map) => {
-                map.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.to_owned(), position);
+                map.lock().insert(name.to_owned(), position);
                 Ok(())
             }
             Checkpoints::Dir(files) => files.save(name, position, event_id),

@@ -10,7 +10,7 @@ use crate::event::Timestamp;
 use crate::position::Position;
 use crate::signal::Signal;
 use crate::sync::{Arc, Cache, Guard};
-use crate::view::{Snapshot, ViewShared};
+use crate::view::{Snapshot, ViewState};
 
 /// What a reader needs of the runtime, without its event type.
 pub(crate) trait Timeline: Send + Sync {
@@ -139,7 +139,7 @@ impl<V: fmt::Debug> fmt::Debug for SnapshotRef<V> {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Reader<V> {
-    view: Arc<ViewShared<V>>,
+    view: Arc<ViewState<V>>,
     timeline: Arc<dyn Timeline>,
 }
 
@@ -162,7 +162,7 @@ impl<V> fmt::Debug for Reader<V> {
 }
 
 impl<V: Send + Sync + 'static> Reader<V> {
-    pub(crate) fn new(view: Arc<ViewShared<V>>, timeline: Arc<dyn Timeline>) -> Reader<V> {
+    pub(crate) fn new(view: Arc<ViewState<V>>, timeline: Arc<dyn Timeline>) -> Reader<V> {
         Reader { view, timeline }
     }
 

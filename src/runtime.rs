@@ -8,22 +8,21 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::event::Batch;
 use crate::event::{Event, Recorded, Timestamp};
 use crate::faults::Faults;
-use crate::log::Batch;
 use crate::log::Log;
 use crate::position::Position;
 use crate::reader::{Reader, Timeline};
 use crate::sequencer::Durable;
 use crate::sequencer::{Gate, Msg, Sequencer};
 use crate::signal::Signal;
-use crate::snapshot;
 use crate::storage::Upcasters;
 use crate::storage::{self, DirInfo, DirOptions, RecoveryReport, SnapshotFiles, Storage};
 use crate::subscription::Subscription;
 use crate::sync::channel::{bounded, Receiver, Sender};
 use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
-use crate::view::{Publisher, Snapshot, View, ViewDriver, ViewShared, ViewStatus};
+use crate::view::{AnyView, Publisher, Snapshot, View, ViewDriver, ViewState};
 use crate::writer::Writer;
 
 /// What the runtime's handles share.
@@ -89,7 +88,7 @@ struct ViewSetup<'a, E> {
 }
 
 type ViewFactory<E> =
-    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn ViewStatus>)>>;
+    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn AnyView>)>>;
 
 /// What opening a log directory gives the builder.
 struct Opened<E> {
@@ -172,7 +171,7 @@ impl<E: Event> Builder<E> {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
         let factory: ViewFactory<E> = Box::new(move |setup| {
-            let shared = ViewShared::new(shared_name, initial, setup.every);
+            let shared = ViewState::new(shared_name, initial, setup.every);
             shared.recover(None, setup.recovered);
             let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
                 Arc::clone(&shared),
@@ -180,7 +179,7 @@ impl<E: Event> Builder<E> {
                 setup.faults,
                 None,
             ));
-            Ok((driver, shared as Arc<dyn ViewStatus>))
+            Ok((driver, shared as Arc<dyn AnyView>))
         });
         self.views.push((name, factory));
         self
@@ -437,7 +436,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
                     "a persisted view's name may use only letters, digits, '-', '_' and '.'",
                 ));
             }
-            let shared = ViewShared::new(Arc::clone(&shared_name), initial, setup.every);
+            let shared = ViewState::new(Arc::clone(&shared_name), initial, setup.every);
             let files = setup.dir.map(|info| SnapshotFiles::new(info, &shared_name));
             let base = match (&files, setup.dir) {
                 (Some(files), Some(info)) => {
@@ -467,7 +466,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
                 setup.faults,
                 persist,
             ));
-            Ok((driver, shared as Arc<dyn ViewStatus>))
+            Ok((driver, shared as Arc<dyn AnyView>))
         });
         self.views.push((name, factory));
         self
@@ -547,7 +546,7 @@ pub struct Runtime<E: Event> {
     checkpoints: Mutex<Option<Arc<crate::projection::Checkpoints>>>,
     projections: Mutex<Vec<Arc<crate::projection::ProjectionShared>>>,
     tx: Sender<Msg<E>>,
-    views: Vec<Arc<dyn ViewStatus>>,
+    views: Vec<Arc<dyn AnyView>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     max_append: usize,
     recovery: Option<RecoveryReport>,
@@ -643,7 +642,7 @@ impl<E: Event> Runtime<E> {
             })?;
         let log = &self.shared.log;
         sync::catch_unwind(|| {
-            snapshot::replay(&base, log.read_all(base.position.next()..=position))
+            crate::view::replay(&base, log.read_all(base.position.next()..=position))
         })
         .map_err(|payload| Error::ViewFailed {
             name: name.to_owned(),
@@ -730,7 +729,7 @@ impl<E: Event> Runtime<E> {
         options: crate::projection::ProjectionOptions,
         projector: impl crate::projection::Projector<E>,
     ) -> Result<crate::projection::Projection> {
-        let checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let checkpoints = self.checkpoints.lock();
         let checkpoints = Arc::clone(checkpoints.as_ref().ok_or(Error::Closed)?);
         let (projection, state) = crate::projection::Projection::start(
             Arc::clone(&self.shared),
@@ -739,7 +738,7 @@ impl<E: Event> Runtime<E> {
             options,
             projector,
         )?;
-        let mut list = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.projections.lock();
         list.retain(|p| p.name != name);
         list.push(state);
         Ok(projection)
@@ -775,7 +774,7 @@ impl<E: Event> Runtime<E> {
                 .collect(),
             projections: {
                 let head = self.shared.log.head().0;
-                let list = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+                let list = self.projections.lock();
                 list.iter()
                     .map(|p| {
                         let handled = p.handled.load(Ordering::Acquire);
@@ -800,7 +799,7 @@ impl<E: Event> Runtime<E> {
     /// snapshots; a durable log's directory is free for another runtime.
     /// Calling it again does nothing.
     pub fn shutdown(&self) -> Result<()> {
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self.thread.lock().take();
         let Some(handle) = handle else { return Ok(()) };
         let _span = tracing::debug_span!("shutdown").entered();
         self.shared.gate.close();
@@ -810,18 +809,15 @@ impl<E: Event> Runtime<E> {
         let joined = handle
             .join()
             .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)));
-        let projections = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+        let projections = self.projections.lock();
         for p in projections.iter() {
             p.stop_and_wait();
         }
-        self.checkpoints
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.checkpoints.lock().take();
         joined
     }
 
-    fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewShared<V>>> {
+    fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewState<V>>> {
         let status = self
             .views
             .iter()
@@ -832,7 +828,7 @@ impl<E: Event> Runtime<E> {
         let actual = status.type_name();
         Arc::clone(status)
             .as_any()
-            .downcast::<ViewShared<V>>()
+            .downcast::<ViewState<V>>()
             .map_err(|_| Error::ViewType {
                 name: name.to_owned(),
                 requested: std::any::type_name::<V>(),

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::event::Batch;
 use crate::event::{Event, NewEvent, Recorded, Timestamp};
 use crate::faults::Faults;
-use crate::log::Batch;
 use crate::position::{Expected, Position, StreamId};
 use crate::runtime::Shared;
 use crate::sync::channel::{Receiver, TryRecvError};

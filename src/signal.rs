@@ -80,17 +80,13 @@ impl Signal {
                 break true;
             }
             match deadline {
-                None => guard = self.cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                None => guard = self.cv.wait(guard),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break ready();
                     }
-                    guard = self
-                        .cv
-                        .wait_timeout(guard, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    guard = self.cv.wait_timeout(guard, d - now);
                 }
             }
         };
@@ -118,6 +114,6 @@ impl Signal {
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, Vec<Waker>> {
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
+        self.wakers.lock()
     }
 }

@@ -9,7 +9,8 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+    pub(crate) use std::sync::{Arc, OnceLock};
+    pub(crate) use std::sync::{Condvar as RawCondvar, Mutex as RawMutex, MutexGuard};
     pub(crate) use std::thread;
 
     /// A swap cell holding an `Arc<T>`: lock-free loads, atomic replacement.
@@ -72,6 +73,68 @@ mod imp {
 mod imp;
 
 pub(crate) use imp::*;
+
+use std::sync::PoisonError;
+use std::time::Duration;
+
+/// A mutex without poisoning. rwlog runs user code (a view's `apply`, a
+/// projection's handler) under `catch_unwind` and keeps going, and none of
+/// its locked state is left half-changed by a panic, so a lock is always
+/// taken, poisoned or not.
+#[derive(Default)]
+pub(crate) struct Mutex<T>(RawMutex<T>);
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Mutex<T> {
+        Mutex(RawMutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Mutex").field(&*self.lock()).finish()
+    }
+}
+
+/// A condition variable for [`Mutex`], without poisoning either.
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(RawCondvar);
+
+impl Condvar {
+    pub(crate) fn new() -> Condvar {
+        Condvar(RawCondvar::new())
+    }
+
+    /// Waits for a notification (or a spurious wake-up).
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a notification or until `timeout` passes.
+    pub(crate) fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, T> {
+        self.0
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
 
 /// A spin or yield budget: `n` normally, at most one step under loom, where
 /// every step is a point to explore.

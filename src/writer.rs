@@ -431,7 +431,7 @@ impl Shared {
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 }
 
@@ -575,21 +575,13 @@ impl Ticket {
                 *waiting = true;
             }
             state = match deadline {
-                None => self
-                    .shared
-                    .cv
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
+                None => self.shared.cv.wait(state),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         return None;
                     }
-                    self.shared
-                        .cv
-                        .wait_timeout(state, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    self.shared.cv.wait_timeout(state, d - now)
                 }
             };
         }

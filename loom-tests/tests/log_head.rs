@@ -21,7 +21,7 @@ fn model(faults: Faults) {
         let rt = Arc::clone(&rt);
         thread::spawn(move || {
             // Whatever the interleaving: a visible head means written
-            // events, in directories that reach them.
+            // events, in chunk tables that reach them.
             let head = rt.log().head();
             for (p, note) in [(1, 7), (2, 8)] {
                 if head >= Position(p) {

@@ -2,55 +2,51 @@
 //! whole, its events inline in one vector, and append-only chunks map every
 //! position to the batch that holds it.
 
-use crate::event::{EventRef, Recorded};
+use crate::event::{Batch, EventRef};
 use crate::faults::Faults;
 use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 
 /// Entries per chunk. A chunk is allocated whole when the log reaches it.
 /// One under loom, where every entry is an object loom tracks and where
-/// every append then grows the directories readers load.
+/// every append then grows the chunk tables readers load.
 const CHUNK: usize = if cfg!(loom) { 1 } else { 1 << 14 };
 
-/// A batch of events as the sequencer appended it, stored whole: the
-/// sequencer's own vector, shared as it is rather than copied into a slice.
-pub(crate) type Batch<E> = Arc<Vec<Recorded<E>>>;
-
 /// A growable array of write-once entries that readers index without a lock:
-/// fixed-size chunks behind a directory that is replaced (never changed) when
+/// fixed-size chunks behind a table of chunks that is replaced (never changed) when
 /// it grows.
 struct Chunked<T> {
-    dir: ArcSwap<Vec<Arc<[T]>>>,
+    chunks: ArcSwap<Vec<Arc<[T]>>>,
 }
 
-/// A loaded directory of a [`Chunked`] array.
-type Dir<T> = Arc<Vec<Arc<[T]>>>;
+/// The chunks of a [`Chunked`] array, as loaded.
+type Chunks<T> = Arc<Vec<Arc<[T]>>>;
 
 impl<T> Chunked<T> {
     fn new() -> Chunked<T> {
         Chunked {
-            dir: ArcSwap::from_pointee(Vec::new()),
+            chunks: ArcSwap::from_pointee(Vec::new()),
         }
     }
 
-    /// The directory, grown (and published) to cover index `i` if it does
-    /// not yet. Only the sequencer grows it.
-    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Dir<T> {
-        let dir = self.dir.load_full();
+    /// The chunks, grown (and published) to cover index `i` if they do not
+    /// yet. Only the sequencer grows them.
+    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Chunks<T> {
+        let chunks = self.chunks.load_full();
         let needed = i / CHUNK + 1;
-        if dir.len() >= needed {
-            return dir;
+        if chunks.len() >= needed {
+            return chunks;
         }
-        let mut grown = Vec::with_capacity(needed.max(dir.len() * 2));
-        grown.extend(dir.iter().cloned());
+        let mut grown = Vec::with_capacity(needed.max(chunks.len() * 2));
+        grown.extend(chunks.iter().cloned());
         grown.resize_with(needed, || (0..CHUNK).map(|_| fresh()).collect());
         let grown = Arc::new(grown);
-        self.dir.store(Arc::clone(&grown));
+        self.chunks.store(Arc::clone(&grown));
         grown
     }
 }
 
-fn entry<T>(dir: &[Arc<[T]>], i: usize) -> Option<&T> {
-    dir.get(i / CHUNK)?.get(i % CHUNK)
+fn entry<T>(chunks: &[Arc<[T]>], i: usize) -> Option<&T> {
+    chunks.get(i / CHUNK)?.get(i % CHUNK)
 }
 
 /// Append-only storage of recorded events.
@@ -72,10 +68,10 @@ pub(crate) struct Slots<E> {
 }
 
 /// What a reader needs to read every position up to the head it loaded
-/// first.
-pub(crate) struct Directory<E> {
-    batch_of: Dir<AtomicU64>,
-    batches: Dir<OnceLock<Batch<E>>>,
+/// first: the two chunk tables, as loaded after the head.
+pub(crate) struct Table<E> {
+    batch_of: Chunks<AtomicU64>,
+    batches: Chunks<OnceLock<Batch<E>>>,
 }
 
 impl<E> Slots<E> {
@@ -93,7 +89,7 @@ impl<E> Slots<E> {
     pub(crate) fn head(&self) -> u64 {
         // Acquire pairs with the Release store in `append`: a reader that sees
         // head >= p also sees position p's entry, its batch and the
-        // directories that hold them.
+        // chunk tables that hold them.
         self.head.load(Ordering::Acquire)
     }
 
@@ -131,14 +127,14 @@ impl<E> Slots<E> {
         self.head.store(last.position.0, order);
     }
 
-    /// The head and a directory covering every position up to it.
-    pub(crate) fn snapshot(&self) -> (u64, Directory<E>) {
+    /// The head and a table covering every position up to it.
+    pub(crate) fn snapshot(&self) -> (u64, Table<E>) {
         let head = self.head();
-        let dir = Directory {
-            batch_of: self.batch_of.dir.load_full(),
-            batches: self.batches.dir.load_full(),
+        let table = Table {
+            batch_of: self.batch_of.chunks.load_full(),
+            batches: self.batches.chunks.load_full(),
         };
-        (head, dir)
+        (head, table)
     }
 
     /// The event at `position`, if it is at or below the head.
@@ -151,14 +147,14 @@ impl<E> Slots<E> {
         if position == 0 || position > self.head() {
             return None;
         }
-        let (batch_of, batches) = (self.batch_of.dir.load(), self.batches.dir.load());
+        let (batch_of, batches) = (self.batch_of.chunks.load(), self.batches.chunks.load());
         batch_at(&batch_of, &batches, position)
     }
 }
 
-impl<E> Directory<E> {
+impl<E> Table<E> {
     /// The batch holding a position known to be at or below a head loaded
-    /// before this directory.
+    /// before this table.
     pub(crate) fn batch(&self, position: u64) -> Option<Batch<E>> {
         batch_at(&self.batch_of, &self.batches, position)
     }
@@ -187,6 +183,7 @@ fn index(n: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Recorded;
     use crate::position::Position;
 
     fn rec(p: u64) -> Recorded<u64> {
@@ -204,7 +201,7 @@ mod tests {
         slots.append(&batch(1..=10));
         assert_eq!(slots.head(), 10);
         assert!(slots.get(11).is_none());
-        // Many one-event batches: the batch directory grows past a chunk too.
+        // Many one-event batches: the batch table grows past a chunk too.
         for p in 11..=(CHUNK as u64 + 20) {
             slots.append(&batch(p..=p));
         }
@@ -224,9 +221,9 @@ mod tests {
         }
         assert!(slots.get(0).is_none());
         assert!(slots.get(n + 1).is_none());
-        let (head, dir) = slots.snapshot();
+        let (head, table) = slots.snapshot();
         assert_eq!(head, n);
-        assert_eq!(dir.read(n).map(|e| e.payload), Some(n * 10));
-        assert_eq!(dir.batch(5).map(|b| b.len()), Some(10));
+        assert_eq!(table.read(n).map(|e| e.payload), Some(n * 10));
+        assert_eq!(table.batch(5).map(|b| b.len()), Some(10));
     }
 }

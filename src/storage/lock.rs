@@ -18,20 +18,21 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::sync::{Mutex, MutexGuard};
 
 use super::files::at;
 
 pub(crate) const FILE: &str = "rwlog.lock";
 
 /// The directories this process's runtimes hold, by canonical path.
-static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static HELD: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
 
-fn held() -> MutexGuard<'static, Option<HashSet<PathBuf>>> {
-    HELD.lock().unwrap_or_else(|e| e.into_inner())
+fn held() -> MutexGuard<'static, HashSet<PathBuf>> {
+    HELD.get_or_init(|| Mutex::new(HashSet::new())).lock()
 }
 
 /// How long a lock this process released, but that a spawning child still
@@ -50,9 +51,7 @@ pub(crate) struct DirLock {
 impl Drop for DirLock {
     fn drop(&mut self) {
         drop(self.file.take());
-        if let Some(set) = held().as_mut() {
-            set.remove(&self.key);
-        }
+        held().remove(&self.key);
     }
 }
 
@@ -75,7 +74,7 @@ impl DirLock {
             dir: dir.to_path_buf(),
             holder: holder(file),
         };
-        if !held().get_or_insert_with(HashSet::new).insert(key.clone()) {
+        if !held().insert(key.clone()) {
             // Held by a runtime of this process.
             return Err(locked(dir, &mut file));
         }

@@ -7,7 +7,9 @@
 //! synchronization point of its own protocols.
 
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Condvar as RawCondvar, Mutex as RawMutex, MutexGuard};
+
+use super::{Condvar, Mutex};
 pub(crate) use loom::thread;
 pub(crate) use std::sync::Arc;
 
@@ -80,7 +82,7 @@ impl<T> ArcSwap<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Arc<T>> {
-        self.cell.lock().unwrap_or_else(|e| e.into_inner())
+        self.cell.lock()
     }
 
     pub(crate) fn load(&self) -> Guard<T> {
@@ -147,7 +149,7 @@ impl<K: Eq + Hash, V: Default> Index<K, V> {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, V>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock()
     }
 
     pub(crate) fn update<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R {
@@ -190,7 +192,7 @@ pub(crate) mod channel {
 
     impl<T> Chan<T> {
         fn lock(&self) -> MutexGuard<'_, State<T>> {
-            self.state.lock().unwrap_or_else(|e| e.into_inner())
+            self.state.lock()
         }
     }
 
@@ -238,7 +240,7 @@ pub(crate) mod channel {
                     self.0.not_empty.notify_one();
                     return Ok(());
                 }
-                s = self.0.not_full.wait(s).unwrap_or_else(|e| e.into_inner());
+                s = self.0.not_full.wait(s);
             }
         }
 
@@ -288,7 +290,7 @@ pub(crate) mod channel {
                 if s.senders == 0 {
                     return Err(RecvError);
                 }
-                s = self.0.not_empty.wait(s).unwrap_or_else(|e| e.into_inner());
+                s = self.0.not_empty.wait(s);
             }
         }
 

@@ -1,8 +1,8 @@
 //! Snapshots kept for time travel, and replay from them.
 
+use super::{Snapshot, View};
 use crate::position::Position;
 use crate::sync::{Arc, Mutex};
-use crate::view::{Snapshot, View};
 
 /// The in-memory snapshots of one view: its initial state, then one copy
 /// about every `every` events (at the end of the batch that crosses each
@@ -49,7 +49,7 @@ impl<V> History<V> {
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, Vec<Arc<Snapshot<V>>>> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+        self.kept.lock()
     }
 }
 
