@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::event::{Event, Metadata, NewEvent};
 use crate::position::{Expected, Position, StreamId};
 use crate::sync::{Arc, Mutex};
-use crate::writer::Writer;
+use crate::write::Writer;
 use crate::{Log, Uuid};
 
 /// A consistency boundary: the state of one stream, folded from its events,
@@ -380,7 +380,7 @@ pub(crate) trait StreamSource<E>: Send + Sync {
     fn stream(&self, stream: &str) -> Vec<(u64, E)>;
 }
 
-impl<E: Event + Clone> StreamSource<E> for crate::runtime::Shared<E> {
+impl<E: Event + Clone> StreamSource<E> for crate::hub::Hub<E> {
     fn stream(&self, stream: &str) -> Vec<(u64, E)> {
         let log: &Log<E> = &self.log;
         log.read_stream(stream, 1)

@@ -110,10 +110,11 @@ mod actor;
 mod error;
 mod event;
 mod faults;
+mod hub;
 mod log;
 mod position;
 mod projection;
-mod reader;
+mod read;
 mod runtime;
 mod sequencer;
 mod signal;
@@ -121,7 +122,7 @@ mod storage;
 mod subscription;
 mod sync;
 mod view;
-mod writer;
+mod write;
 
 #[cfg(feature = "async")]
 pub use actor::{testing, ActorOptions, Actors, Aggregate, CommandError, CommandStatus, Done};
@@ -161,7 +162,7 @@ pub mod __loom {
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
-pub use reader::{CachedReader, Reader, SnapshotRef, Staleness};
+pub use read::{CachedReader, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
 #[doc(hidden)]
 pub use storage::InjectedFault;
@@ -169,4 +170,4 @@ pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};
 pub use subscription::Subscription;
 pub use uuid::Uuid;
 pub use view::{Snapshot, View};
-pub use writer::{Appended, Ticket, Writer};
+pub use write::{Appended, Ticket, Writer};

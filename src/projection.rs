@@ -14,10 +14,9 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
+use crate::hub::Hub;
 use crate::log::Log;
 use crate::position::Position;
-use crate::reader::Timeline;
-use crate::runtime::Shared;
 use crate::storage::{is_plain_file_name, CheckpointFiles, LogFacts};
 use crate::subscription::Subscription;
 use crate::sync::{thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
@@ -84,7 +83,7 @@ impl Checkpoints {
 
 /// What a projection's thread and its handle share.
 #[derive(Debug)]
-pub(crate) struct ProjectionShared {
+pub(crate) struct ProjectionState {
     pub(crate) name: String,
     /// The last event handled.
     pub(crate) handled: AtomicU64,
@@ -95,7 +94,24 @@ pub(crate) struct ProjectionShared {
     stop: AtomicBool,
 }
 
-impl ProjectionShared {
+impl ProjectionState {
+    /// The position of the last event handled.
+    pub(crate) fn handled(&self) -> Position {
+        Position(self.handled.load(Ordering::Relaxed))
+    }
+
+    /// The position of the last checkpoint saved.
+    pub(crate) fn saved(&self) -> Position {
+        Position(self.saved.load(Ordering::Relaxed))
+    }
+
+    /// Whether the projection's thread is still running.
+    pub(crate) fn is_running(&self) -> bool {
+        // Acquire pairs with the Release store at the end of the thread:
+        // whoever sees it stopped also sees its last checkpoint saved.
+        self.running.load(Ordering::Acquire)
+    }
+
     /// Asks the projection's thread to stop after the event it is
     /// handling, and waits until it has saved its checkpoint and ended.
     pub(crate) fn stop_and_wait(&self) {
@@ -132,7 +148,7 @@ impl ProjectionShared {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Projection {
-    shared: Arc<ProjectionShared>,
+    shared: Arc<ProjectionState>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -162,19 +178,19 @@ impl Default for ProjectionOptions {
 
 impl Projection {
     pub(crate) fn start<E: Event>(
-        shared: Arc<Shared<E>>,
+        shared: Arc<Hub<E>>,
         checkpoints: Arc<Checkpoints>,
         name: &str,
         options: ProjectionOptions,
         mut projector: impl Projector<E>,
-    ) -> Result<(Projection, Arc<ProjectionShared>)> {
+    ) -> Result<(Projection, Arc<ProjectionState>)> {
         if !is_plain_file_name(name) {
             return Err(Error::Config(
                 "a projection's name may use only letters, digits, '-', '_' and '.'",
             ));
         }
         let from = checkpoints.load(name, &shared.log)?;
-        let state = Arc::new(ProjectionShared {
+        let state = Arc::new(ProjectionState {
             name: name.to_owned(),
             handled: AtomicU64::new(from.0),
             saved: AtomicU64::new(from.0),

@@ -49,6 +49,29 @@ pub(crate) use segment::SegmentWriter;
 pub(crate) use snapshot::SnapshotFiles;
 pub(crate) use upcast::Upcasters;
 
+/// Where the sequencer makes a batch durable before publishing it: one
+/// engine of durable storage (today the segment files of a directory).
+pub(crate) trait Store<E>: Send {
+    /// Adds one accepted append's records to the batch being built. An
+    /// error (an event too large, or one that does not encode) rejects
+    /// that append only: nothing of it is staged.
+    fn stage(&mut self, records: &[crate::event::Recorded<E>]) -> crate::error::Result<()>;
+
+    /// Writes (and, as configured, syncs) the staged batch. An error means
+    /// the batch may not be durable: it is not published or acknowledged.
+    fn commit(&mut self) -> std::io::Result<()>;
+}
+
+impl<E: crate::event::Event + serde::Serialize> Store<E> for SegmentWriter {
+    fn stage(&mut self, records: &[crate::event::Recorded<E>]) -> crate::error::Result<()> {
+        SegmentWriter::stage(self, records)
+    }
+
+    fn commit(&mut self) -> std::io::Result<()> {
+        SegmentWriter::commit(self)
+    }
+}
+
 /// What the rest of the runtime needs to know about an open directory.
 #[derive(Clone, Debug)]
 pub(crate) struct DirInfo {

@@ -4,10 +4,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::event::{Event, EventRef};
+use crate::hub::Hub;
 use crate::log::LastBatch;
 use crate::position::Position;
-use crate::reader::Timeline;
-use crate::runtime::Shared;
 use crate::sync::Arc;
 
 /// A cursor over the log from a position on, from
@@ -37,7 +36,7 @@ use crate::sync::Arc;
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Subscription<E> {
-    shared: Arc<Shared<E>>,
+    shared: Arc<Hub<E>>,
     next: Position,
     last: LastBatch<E>,
 }
@@ -51,7 +50,7 @@ impl<E> fmt::Debug for Subscription<E> {
 }
 
 impl<E: Event> Subscription<E> {
-    pub(crate) fn new(shared: Arc<Shared<E>>, from: Position) -> Subscription<E> {
+    pub(crate) fn new(shared: Arc<Hub<E>>, from: Position) -> Subscription<E> {
         Subscription {
             shared,
             next: from,

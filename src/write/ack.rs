@@ -1,5 +1,5 @@
-//! Writers: handles that send events to the sequencer and wait for their
-//! acknowledgement.
+//! Acknowledgements: the one-shot cell between a writer's [`Ticket`] and
+//! the sequencer's [`Reply`], polled briefly and then parked on.
 
 use std::fmt;
 use std::future::Future;
@@ -8,16 +8,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::event::NewEvent;
-use crate::position::{Expected, Position, StreamId};
-use crate::sequencer::{AppendCmd, Events, Gate, Msg};
-use crate::sync::channel::{Sender, TrySendError};
+use crate::position::Position;
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 
-/// How long a waiter polls for its ack before parking: a short spin only.
-/// Yielding as well helped an idle runtime little and, with more waiting
-/// writers than cores, gave the CPU to other waiters instead of the
-/// sequencer.
+/// How long a waiter polls for its ack before parking: a short spin only,
+/// no yields: with more waiting writers than cores, a yield hands the core
+/// to another waiter rather than to the sequencer.
 const SPINS: u32 = crate::sync::budget(256);
 
 /// Waiters polling for an ack right now, in the whole process. A waiter
@@ -102,311 +98,15 @@ impl Appended {
     }
 }
 
-/// A handle for appending events of type `E`. Clone it for each writer
-/// thread or task; it is `Send` and `Sync`.
-///
-/// Every method returns [`Error::Closed`] once the runtime has shut down. A
-/// rejected append (a conflict, bad input) has written nothing.
-///
-/// ```
-/// use rwlog::{Event, Expected, Runtime, Error};
-///
-/// #[derive(Clone, Debug)]
-/// struct Deposited(u64);
-/// impl Event for Deposited {}
-///
-/// let rt = Runtime::<Deposited>::builder().build()?;
-/// let w = rt.writer();
-/// let a = w.append("acct-1", Deposited(5))?;
-/// assert_eq!((a.position.0, a.version), (1, 1));
-///
-/// // Optimistic concurrency: expect the stream to be at version 1.
-/// let b = w.append_expecting("acct-1", Expected::Exact(1), [Deposited(1), Deposited(2)])?;
-/// assert_eq!((b.first_position().0, b.position.0, b.version), (2, 3, 3));
-/// let stale = w.append_expecting("acct-1", Expected::Exact(1), [Deposited(9)]);
-/// assert!(matches!(stale, Err(Error::Conflict { actual: 3, .. })));
-///
-/// // Fire and forget, then wait later.
-/// let ticket = w.submit("acct-2", Deposited(7))?;
-/// assert_eq!(ticket.wait()?.position.0, 4);
-/// # Ok::<(), rwlog::Error>(())
-/// ```
-pub struct Writer<E> {
-    tx: Sender<Msg<E>>,
-    gate: Arc<Gate>,
-    writer_id: Option<Arc<str>>,
-    max_append: usize,
-}
-
-impl<E> Clone for Writer<E> {
-    fn clone(&self) -> Self {
-        Writer {
-            tx: self.tx.clone(),
-            gate: Arc::clone(&self.gate),
-            writer_id: self.writer_id.clone(),
-            max_append: self.max_append,
-        }
-    }
-}
-
-impl<E> fmt::Debug for Writer<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Writer")
-            .field("writer_id", &self.writer_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E: Send + 'static> Writer<E> {
-    pub(crate) fn new(
-        tx: Sender<Msg<E>>,
-        gate: Arc<Gate>,
-        writer_id: Option<Arc<str>>,
-        max_append: usize,
-    ) -> Writer<E> {
-        Writer {
-            tx,
-            gate,
-            writer_id,
-            max_append,
-        }
-    }
-
-    /// Appends one event and waits until it is in the log and every view has
-    /// published it.
-    pub fn append(
-        &self,
-        stream: impl Into<StreamId>,
-        event: impl Into<NewEvent<E>>,
-    ) -> Result<Appended> {
-        self.submit(stream, event)?.wait()
-    }
-
-    /// Appends events to one stream atomically (all or none, at contiguous
-    /// positions) if the stream's version matches `expected`; otherwise
-    /// returns [`Error::Conflict`] and appends nothing.
-    pub fn append_expecting<I>(
-        &self,
-        stream: impl Into<StreamId>,
-        expected: Expected,
-        events: I,
-    ) -> Result<Appended>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
-        self.submit_expecting(stream, expected, events)?.wait()
-    }
-
-    /// Appends events to one stream atomically, whatever its version.
-    pub fn append_batch<I>(&self, stream: impl Into<StreamId>, events: I) -> Result<Appended>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
-        self.append_expecting(stream, Expected::Any, events)
-    }
-
-    /// Enqueues one event and returns at once (waiting only for room in the
-    /// queue) with a [`Ticket`] for its acknowledgement. Dropping the ticket
-    /// does not cancel the append.
-    pub fn submit(
-        &self,
-        stream: impl Into<StreamId>,
-        event: impl Into<NewEvent<E>>,
-    ) -> Result<Ticket> {
-        let events = Events::One(self.stamp(event.into()));
-        self.send(stream.into(), Expected::Any, events, true)
-    }
-
-    /// Enqueues an atomic append with an expected version; see
-    /// [`append_expecting`](Writer::append_expecting).
-    pub fn submit_expecting<I>(
-        &self,
-        stream: impl Into<StreamId>,
-        expected: Expected,
-        events: I,
-    ) -> Result<Ticket>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
-        let events = self.collect(events)?;
-        self.send(stream.into(), expected, events, true)
-    }
-
-    /// Like [`append`](Writer::append), but returns [`Error::Full`] at once
-    /// instead of waiting for room in a full queue.
-    pub fn try_append(
-        &self,
-        stream: impl Into<StreamId>,
-        event: impl Into<NewEvent<E>>,
-    ) -> Result<Appended> {
-        self.try_submit(stream, event)?.wait()
-    }
-
-    /// Like [`submit`](Writer::submit), but returns [`Error::Full`] at once
-    /// instead of waiting for room in a full queue.
-    pub fn try_submit(
-        &self,
-        stream: impl Into<StreamId>,
-        event: impl Into<NewEvent<E>>,
-    ) -> Result<Ticket> {
-        let events = Events::One(self.stamp(event.into()));
-        self.send(stream.into(), Expected::Any, events, false)
-    }
-
-    /// Appends one event from async code: the returned future resolves when
-    /// the event is acknowledged, without blocking the executor's thread.
-    /// When the queue is full it waits for room on tokio's blocking pool
-    /// (or, outside a tokio runtime, on the calling thread).
-    #[cfg(feature = "async")]
-    pub async fn append_async(
-        &self,
-        stream: impl Into<StreamId>,
-        event: impl Into<NewEvent<E>>,
-    ) -> Result<Appended> {
-        let events = Events::One(self.stamp(event.into()));
-        self.send_async(stream.into(), Expected::Any, events).await
-    }
-
-    /// [`append_expecting`](Writer::append_expecting) for async code: waits
-    /// for room and for the acknowledgement without blocking the executor.
-    #[cfg(feature = "async")]
-    pub async fn append_expecting_async<I>(
-        &self,
-        stream: impl Into<StreamId>,
-        expected: Expected,
-        events: I,
-    ) -> Result<Appended>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
-        let events = self.collect(events)?;
-        self.send_async(stream.into(), expected, events).await
-    }
-
-    #[cfg(feature = "async")]
-    async fn send_async(
-        &self,
-        stream: StreamId,
-        expected: Expected,
-        events: Events<E>,
-    ) -> Result<Appended> {
-        let (ticket, msg) = command(stream, expected, events);
-        match self.enqueue(msg, false) {
-            Ok(()) => {}
-            Err(Refused::Full(msg)) => {
-                let writer = self.clone();
-                let send = move || writer.enqueue(*msg, true).map_err(Refused::into_error);
-                match tokio::runtime::Handle::try_current() {
-                    Ok(handle) => handle
-                        .spawn_blocking(send)
-                        .await
-                        .map_err(|_| Error::Closed)??,
-                    Err(_) => send()?,
-                }
-            }
-            Err(refused) => return Err(refused.into_error()),
-        }
-        ticket.await
-    }
-
-    fn stamp(&self, mut event: NewEvent<E>) -> NewEvent<E> {
-        if let Some(id) = &self.writer_id {
-            let m = event.metadata.get_or_insert_with(Default::default);
-            if m.writer_id.is_none() {
-                m.writer_id = Some(id.to_string());
-            }
-        }
-        event
-    }
-
-    fn collect<I>(&self, events: I) -> Result<Events<E>>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
-        let mut list = Vec::new();
-        for e in events {
-            if list.len() == self.max_append {
-                return Err(Error::TooLarge {
-                    what: "an append's event count",
-                    size: self.max_append as u64 + 1,
-                    max: self.max_append as u64,
-                });
-            }
-            list.push(self.stamp(e.into()));
-        }
-        match list.len() {
-            0 => Err(Error::EmptyAppend),
-            1 => Ok(Events::One(list.pop().ok_or(Error::EmptyAppend)?)),
-            _ => Ok(Events::Many(list)),
-        }
-    }
-
-    fn send(
-        &self,
-        stream: StreamId,
-        expected: Expected,
-        events: Events<E>,
-        block: bool,
-    ) -> Result<Ticket> {
-        let (ticket, msg) = command(stream, expected, events);
-        self.enqueue(msg, block).map_err(Refused::into_error)?;
-        Ok(ticket)
-    }
-
-    fn enqueue(&self, msg: Msg<E>, block: bool) -> std::result::Result<(), Refused<E>> {
-        // Holding the pass while sending is what lets shutdown know that no
-        // append can reach the queue after its own marker.
-        let _pass = self.gate.enter().map_err(|_| Refused::Closed)?;
-        if block {
-            self.tx.send(msg).map_err(|_| Refused::Closed)
-        } else {
-            self.tx.try_send(msg).map_err(|e| match e {
-                TrySendError::Full(msg) => Refused::Full(Box::new(msg)),
-                TrySendError::Disconnected(_) => Refused::Closed,
-            })
-        }
-    }
-}
-
-fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticket, Msg<E>) {
-    let (ticket, reply) = Ticket::pair();
-    let msg = Msg::Append(AppendCmd {
-        stream,
-        expected,
-        events,
-        reply,
-    });
-    (ticket, msg)
-}
-
-/// Why a command did not enter the queue.
-enum Refused<E> {
-    /// The queue is full; the command comes back for a blocking retry.
-    Full(#[cfg_attr(not(feature = "async"), allow(dead_code))] Box<Msg<E>>),
-    Closed,
-}
-
-impl<E> Refused<E> {
-    fn into_error(self) -> Error {
-        match self {
-            Refused::Full(_) => Error::Full,
-            Refused::Closed => Error::Closed,
-        }
-    }
-}
-
 enum State {
     Pending { waiting: bool, waker: Option<Waker> },
     Done(Result<Appended>),
     Taken,
 }
 
-struct Shared {
+/// The cell a ticket and its reply share: the answer, and how to wake
+/// whoever waits for it.
+struct AckCell {
     state: Mutex<State>,
     cv: Condvar,
     /// Set (Release) once `state` is `Done`, so waiters can poll it without
@@ -417,9 +117,9 @@ struct Shared {
     ticket_gone: AtomicBool,
 }
 
-impl Shared {
-    fn new() -> Shared {
-        Shared {
+impl AckCell {
+    fn new() -> AckCell {
+        AckCell {
             state: Mutex::new(State::Pending {
                 waiting: false,
                 waker: None,
@@ -445,7 +145,7 @@ mod cells {
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
-    use super::Shared;
+    use super::AckCell;
     use crate::sync::Arc;
 
     /// Cells each thread keeps at most: twice the default queue capacity,
@@ -456,50 +156,50 @@ mod cells {
     const POOLED: usize = 2048;
 
     thread_local! {
-        static CELLS: RefCell<VecDeque<Arc<Shared>>> = const { RefCell::new(VecDeque::new()) };
+        static CELLS: RefCell<VecDeque<Arc<AckCell>>> = const { RefCell::new(VecDeque::new()) };
     }
 
     /// A pending cell: the oldest of this thread's if nobody else holds it,
     /// else a new one, kept for later if the pool has room.
-    pub(super) fn take() -> Arc<Shared> {
+    pub(super) fn take() -> Arc<AckCell> {
         CELLS
             .try_with(|cells| {
                 // Not reentrant in practice; a fresh cell if it ever is.
                 let Ok(mut cells) = cells.try_borrow_mut() else {
-                    return Arc::new(Shared::new());
+                    return Arc::new(AckCell::new());
                 };
                 if let Some(mut oldest) = cells.pop_front() {
                     if let Some(cell) = Arc::get_mut(&mut oldest) {
                         // Only the pool holds it: its ticket and reply are
                         // gone, and Arc::get_mut synchronized with their
                         // drops. Reset it to pending.
-                        *cell = Shared::new();
+                        *cell = AckCell::new();
                         cells.push_back(Arc::clone(&oldest));
                         return oldest;
                     }
                     // Still in use: look at it again after the others.
                     cells.push_back(oldest);
                 }
-                let cell = Arc::new(Shared::new());
+                let cell = Arc::new(AckCell::new());
                 if cells.len() < POOLED {
                     cells.push_back(Arc::clone(&cell));
                 }
                 cell
             })
             // The thread is exiting and its pool is gone.
-            .unwrap_or_else(|_| Arc::new(Shared::new()))
+            .unwrap_or_else(|_| Arc::new(AckCell::new()))
     }
 }
 
 #[cfg(loom)]
 mod cells {
-    use super::Shared;
+    use super::AckCell;
     use crate::sync::Arc;
 
     /// Under loom, a new cell each time: the pool would carry over from one
     /// explored interleaving to the next.
-    pub(super) fn take() -> Arc<Shared> {
-        Arc::new(Shared::new())
+    pub(super) fn take() -> Arc<AckCell> {
+        Arc::new(AckCell::new())
     }
 }
 
@@ -523,7 +223,7 @@ mod cells {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Ticket {
-    shared: Arc<Shared>,
+    shared: Arc<AckCell>,
 }
 
 impl fmt::Debug for Ticket {
@@ -627,7 +327,7 @@ impl Future for Ticket {
 /// The sequencer's end of a [`Ticket`]. Dropped without an answer (the
 /// runtime went away), it answers [`Error::Closed`], so no waiter hangs.
 pub(crate) struct Reply {
-    shared: Option<Arc<Shared>>,
+    shared: Option<Arc<AckCell>>,
 }
 
 impl Reply {
@@ -646,7 +346,7 @@ impl Drop for Reply {
     }
 }
 
-fn resolve(shared: Arc<Shared>, result: Result<Appended>) {
+fn resolve(shared: Arc<AckCell>, result: Result<Appended>) {
     // The ticket is gone (submitted and dropped): nobody can see the
     // answer, so skip the lock. (Not the reference count: a pool that
     // outlived its thread, or not, changes it.)

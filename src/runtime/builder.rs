@@ -1,0 +1,495 @@
+//! The builder: settings, views, storage, and starting a runtime.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::event::{Batch, Event, Recorded};
+use crate::faults::Faults;
+use crate::hub::Hub;
+use crate::log::Log;
+use crate::position::Position;
+use crate::projection::Checkpoints;
+use crate::sequencer::Sequencer;
+use crate::storage::{
+    self, CheckpointFiles, DirInfo, DirOptions, LogFacts, RecoveryReport, SnapshotFiles, Storage,
+    Store, Upcasters,
+};
+use crate::sync::channel::{bounded, Receiver};
+use crate::sync::{thread, Arc, Mutex};
+use crate::view::{AnyView, Persist, Publisher, Snapshot, View, ViewDriver, ViewState};
+use crate::write::Msg;
+
+use super::Runtime;
+
+/// What a view needs to start: its settings, and the events recovered from
+/// disk (empty for an in-memory log) to catch up on.
+struct ViewSetup<'a, E> {
+    every: u64,
+    spares: usize,
+    faults: Faults,
+    recovered: &'a [Recorded<E>],
+    /// The log directory, for views whose snapshots persist.
+    dir: Option<&'a DirInfo>,
+}
+
+type ViewFactory<E> =
+    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn AnyView>)>>;
+
+/// What opening a log directory gives the builder.
+struct Opened<E> {
+    events: Vec<Recorded<E>>,
+    store: Box<dyn Store<E>>,
+    info: DirInfo,
+    report: RecoveryReport,
+}
+
+/// Opens a log directory (the builder knows `E: Serialize` only here).
+type Opener<E> = Box<dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<Opened<E>>>;
+
+/// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
+///
+/// ```
+/// use rwlog::{Event, Runtime, Error};
+///
+/// #[derive(Clone)]
+/// struct Tick;
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder()
+///     .max_batch(256)
+///     .queue_capacity(4096)
+///     .snapshot_every(10_000)
+///     .build()?;
+/// assert!(rt.writer().append("t", Tick).is_ok());
+/// assert!(matches!(Runtime::<Tick>::builder().max_batch(0).build(), Err(Error::Config(_))));
+/// # Ok::<(), rwlog::Error>(())
+/// ```
+pub struct Builder<E> {
+    views: Vec<(String, ViewFactory<E>)>,
+    max_batch: usize,
+    queue_capacity: usize,
+    snapshot_every: u64,
+    max_append_events: usize,
+    spare_copies: usize,
+    faults: Faults,
+    storage: Option<(DirOptions, Opener<E>)>,
+    upcasters: Upcasters<E>,
+    dedupe_window: usize,
+}
+
+impl<E> fmt::Debug for Builder<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field(
+                "views",
+                &self.views.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("max_batch", &self.max_batch)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("max_append_events", &self.max_append_events)
+            .field("spare_copies", &self.spare_copies)
+            .field("storage", &self.storage.as_ref().map(|(d, _)| d))
+            .field("upcasters", &self.upcasters)
+            .finish()
+    }
+}
+
+impl<E: Event> Builder<E> {
+    pub(super) fn new() -> Builder<E> {
+        Builder {
+            views: Vec::new(),
+            max_batch: 1024,
+            queue_capacity: 1024,
+            snapshot_every: 0,
+            max_append_events: 64 * 1024,
+            spare_copies: 2,
+            faults: Faults::default(),
+            storage: None,
+            upcasters: Upcasters::default(),
+            dedupe_window: 65_536,
+        }
+    }
+
+    /// Registers a view under `name`, starting from `initial`.
+    pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
+        let name = name.into();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let factory: ViewFactory<E> = Box::new(move |setup| {
+            let shared = ViewState::new(shared_name, initial, setup.every);
+            shared.recover(None, setup.recovered);
+            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
+                Arc::clone(&shared),
+                setup.spares,
+                setup.faults,
+                None,
+            ));
+            Ok((driver, shared as Arc<dyn AnyView>))
+        });
+        self.views.push((name, factory));
+        self
+    }
+
+    /// The most events the sequencer takes into one batch (default 1024).
+    /// One append is never split, so a batch can exceed this by one append.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// How many appends may wait in the queue before writers wait for room
+    /// (default 1024). The queue is allocated whole (about 100 bytes per
+    /// append plus the event's own size), and under saturation an append
+    /// waits behind every queued one.
+    ///
+    /// With a core for each busy thread, a deeper queue adds latency and
+    /// little throughput. When busy threads outnumber cores it can add a
+    /// lot: a writer that finds the queue full, or a sequencer that finds
+    /// it empty, sleeps, and may then wait a whole time slice for a core, so
+    /// each hand-off should carry more (BENCHMARKS.md measures one case).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Keeps a snapshot of every view about every `n` events, for time
+    /// travel (default 0: none; time travel then replays from the start).
+    /// Each snapshot is a clone of the view's state, kept in memory.
+    pub fn snapshot_every(mut self, n: u64) -> Self {
+        self.snapshot_every = n;
+        self
+    }
+
+    /// The most spare copies of each view's state (default 2, at least 1).
+    ///
+    /// The sequencer publishes into a spare no reader holds. With more
+    /// threads than cores, a reader is sometimes preempted while holding a
+    /// copy; with several spares another is free, and the sequencer need not
+    /// clone the state. Spares are made only when needed: a view whose
+    /// readers never pin a copy keeps one. Memory: up to `1 + n` copies.
+    pub fn spare_copies(mut self, n: usize) -> Self {
+        self.spare_copies = n;
+        self
+    }
+
+    /// Breaks one protocol step on purpose, for loom's broken-variant
+    /// models (`--cfg loom` builds only).
+    #[cfg(loom)]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// How many recent appends are remembered for idempotence (default
+    /// 65536; 0 turns it off). An append whose first event carries an id
+    /// (given with [`NewEvent::with_id`](crate::NewEvent::with_id)) that a
+    /// remembered append also carried is not written again: it is
+    /// acknowledged with the original append's position and version. After
+    /// a reopen, the newest `n` events are remembered one by one.
+    pub fn dedupe_window(mut self, n: usize) -> Self {
+        self.dedupe_window = n;
+        self
+    }
+
+    /// The most events one append may carry (default 65536).
+    pub fn max_append_events(mut self, n: usize) -> Self {
+        self.max_append_events = n;
+        self
+    }
+
+    /// Starts the sequencer thread.
+    ///
+    /// Errors: [`Error::DuplicateView`] for two views of one name,
+    /// [`Error::Config`] for a zero batch size, queue capacity or append
+    /// limit, [`Error::Io`] if the sequencer thread cannot be started, and
+    /// the errors of opening a log directory (see
+    /// [`storage`](Builder::storage)).
+    pub fn build(self) -> Result<Runtime<E>> {
+        self.validate()?;
+        let settings = Settings {
+            max_batch: self.max_batch,
+            snapshot_every: self.snapshot_every,
+            spare_copies: self.spare_copies,
+            dedupe_window: self.dedupe_window,
+            faults: self.faults,
+        };
+        let opened = match self.storage {
+            Some((options, open)) => Some(open_storage(&options, open, &self.upcasters)?),
+            None => None,
+        };
+        let (events, store, dir, report) = match opened {
+            Some(o) => (o.events, Some(o.store), Some(o.info), Some(o.report)),
+            None => (Vec::new(), None, None, None),
+        };
+        // The recovered log is one batch, kept whole like any other.
+        let recovered: Batch<E> = Arc::new(events);
+        let log = Log::new(settings.faults);
+        log.append(&recovered);
+        let (drivers, views) = start_views(self.views, &settings, &recovered, dir.as_ref())?;
+        drop(recovered);
+        let hub = Arc::new(Hub::new(log, settings.faults));
+        let (tx, rx) = bounded(self.queue_capacity);
+        let sequencer = Sequencer::new(
+            rx.clone(),
+            Arc::clone(&hub),
+            drivers,
+            settings.max_batch,
+            store,
+            settings.dedupe_window,
+        );
+        let thread = spawn_sequencer(sequencer, Arc::clone(&hub), rx)?;
+        let checkpoints = match &dir {
+            Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
+            None => Checkpoints::Memory(Mutex::new(Default::default())),
+        };
+        Ok(Runtime::new(
+            hub,
+            tx,
+            views,
+            thread,
+            Arc::new(checkpoints),
+            self.max_append_events,
+            report,
+        ))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let limits = [
+            (self.max_batch, "max_batch must be at least 1"),
+            (self.queue_capacity, "queue_capacity must be at least 1"),
+            (
+                self.max_append_events,
+                "max_append_events must be at least 1",
+            ),
+            (self.spare_copies, "spare_copies must be at least 1"),
+        ];
+        if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
+            return Err(Error::Config(why));
+        }
+        let mut names = std::collections::HashSet::new();
+        match self
+            .views
+            .iter()
+            .find(|(name, _)| !names.insert(name.as_str()))
+        {
+            Some((name, _)) => Err(Error::DuplicateView(name.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The builder's settings that outlive `build`'s first steps.
+struct Settings {
+    max_batch: usize,
+    snapshot_every: u64,
+    spare_copies: usize,
+    dedupe_window: usize,
+    faults: Faults,
+}
+
+/// Opens the log directory, timing the recovery.
+fn open_storage<E>(
+    options: &DirOptions,
+    open: Opener<E>,
+    upcasters: &Upcasters<E>,
+) -> Result<Opened<E>> {
+    let started = std::time::Instant::now();
+    let opened = open(options, upcasters)?;
+    tracing::info!(
+        events = opened.events.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "recovered the log"
+    );
+    Ok(opened)
+}
+
+/// Starts every view from the recovered events: the sequencer's side of
+/// each, and the runtime's.
+#[allow(clippy::type_complexity)]
+fn start_views<E>(
+    factories: Vec<(String, ViewFactory<E>)>,
+    settings: &Settings,
+    recovered: &[Recorded<E>],
+    dir: Option<&DirInfo>,
+) -> Result<(Vec<Box<dyn ViewDriver<E>>>, Vec<Arc<dyn AnyView>>)> {
+    let mut drivers = Vec::with_capacity(factories.len());
+    let mut views = Vec::with_capacity(factories.len());
+    for (_, factory) in factories {
+        let (driver, view) = factory(ViewSetup {
+            every: settings.snapshot_every,
+            spares: settings.spare_copies,
+            faults: settings.faults,
+            recovered,
+            dir,
+        })?;
+        drivers.push(driver);
+        views.push(view);
+    }
+    Ok((drivers, views))
+}
+
+/// Runs the sequencer on a thread of its own, with the guard that answers
+/// everyone when it ends.
+fn spawn_sequencer<E: Event>(
+    sequencer: Sequencer<E>,
+    hub: Arc<Hub<E>>,
+    rx: Receiver<Msg<E>>,
+) -> Result<thread::JoinHandle<()>> {
+    let exit = ExitGuard { hub, rx };
+    thread::Builder::new()
+        .name("rwlog-sequencer".into())
+        .spawn(move || {
+            let _exit = exit;
+            sequencer.run();
+        })
+        .map_err(Error::Io)
+}
+
+impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
+    /// Where the log lives: [`Storage::memory`] (the default) or
+    /// [`Storage::dir`]. With a directory, `build` recovers the log (verifying
+    /// every record), rebuilds the views from their newest valid snapshot
+    /// plus the log, and continues positions and stream versions.
+    ///
+    /// Errors from `build`: [`Error::Corrupt`] naming the damaged file and
+    /// offset, [`Error::NoUpcaster`], [`Error::Io`].
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage.dir.map(|options| {
+            let open: Opener<E> = Box::new(|options, upcasters| {
+                let recovered = storage::open::<E>(options, upcasters)?;
+                Ok(Opened {
+                    events: recovered.events,
+                    store: Box::new(recovered.writer),
+                    info: recovered.info,
+                    report: recovered.report,
+                })
+            });
+            (options, open)
+        });
+        self
+    }
+
+    /// Registers how to read events stored with an older `schema_version`
+    /// of `E`: decode them as an `Old`, then turn that into an `E`. Used
+    /// whenever the log is read from disk, so replay, time travel and
+    /// subscriptions all see the current type.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use rwlog::{Event, Runtime};
+    ///
+    /// #[derive(Deserialize)]
+    /// enum AccountV1 { Deposited(u64) }
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// enum Account { Deposited { amount: u64, currency: String } }
+    /// impl Event for Account {
+    ///     const SCHEMA_VERSION: u32 = 2;
+    /// }
+    ///
+    /// let builder = Runtime::<Account>::builder().upcaster(1, |old: AccountV1| match old {
+    ///     AccountV1::Deposited(amount) => Account::Deposited { amount, currency: "EUR".into() },
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn upcaster<Old, F>(mut self, from_schema_version: u32, upcast: F) -> Self
+    where
+        Old: DeserializeOwned,
+        F: Fn(Old) -> E + Send + Sync + 'static,
+    {
+        self.upcasters.add(from_schema_version, upcast);
+        self
+    }
+
+    /// Registers a view whose snapshots are also written to the log's
+    /// directory (every [`snapshot_every`](Builder::snapshot_every) events:
+    /// temp file, fsync, rename, directory fsync), so that reopening starts
+    /// from the newest valid one instead of replaying the whole log. A
+    /// damaged snapshot is skipped in favour of an older one or a replay.
+    /// With an in-memory log this is [`view`](Builder::view).
+    ///
+    /// The name must be a plain file name: letters, digits, `-`, `_`, `.`.
+    pub fn persisted_view<V>(mut self, name: impl Into<String>, initial: V) -> Self
+    where
+        V: View<E> + Serialize + DeserializeOwned,
+    {
+        let name = name.into();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let plain = storage::is_plain_file_name(&name);
+        let factory: ViewFactory<E> = Box::new(move |setup| {
+            if !plain {
+                return Err(Error::Config(
+                    "a persisted view's name may use only letters, digits, '-', '_' and '.'",
+                ));
+            }
+            let shared = ViewState::new(Arc::clone(&shared_name), initial, setup.every);
+            let files = setup.dir.map(|info| SnapshotFiles::new(info, &shared_name));
+            let base = match (&files, setup.dir) {
+                (Some(files), Some(info)) => newest_snapshot::<V, E>(files, info, setup.recovered)?,
+                _ => None,
+            };
+            shared.recover(base, setup.recovered);
+            let persist = files.map(|files| -> Persist<V> {
+                Box::new(move |s: &Snapshot<V>, event_id| {
+                    files.write(s.position, event_id, &s.state)
+                })
+            });
+            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
+                Arc::clone(&shared),
+                setup.spares,
+                setup.faults,
+                persist,
+            ));
+            Ok((driver, shared as Arc<dyn AnyView>))
+        });
+        self.views.push((name, factory));
+        self
+    }
+}
+
+/// The newest snapshot on disk that fits the recovered log.
+fn newest_snapshot<V, E>(
+    files: &SnapshotFiles,
+    info: &DirInfo,
+    recovered: &[Recorded<E>],
+) -> Result<Option<Snapshot<V>>>
+where
+    V: View<E> + DeserializeOwned,
+{
+    let id_at = |p: Position| {
+        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
+        recovered.get(i).map(|e| e.id)
+    };
+    let facts = LogFacts {
+        log_id: info.log_id,
+        head: Position(recovered.len() as u64),
+        id_at: &id_at,
+    };
+    let loaded = files.load_newest::<V>(&facts)?;
+    Ok(loaded.map(|(position, state)| Snapshot { position, state }))
+}
+
+/// Runs when the sequencer thread ends, normally or by a panic: no writer
+/// may be left waiting and no reader may wait for a publication that will
+/// never come.
+struct ExitGuard<E> {
+    hub: Arc<Hub<E>>,
+    rx: Receiver<Msg<E>>,
+}
+
+impl<E> Drop for ExitGuard<E> {
+    fn drop(&mut self) {
+        let gate = &self.hub.gate;
+        if !gate.is_closed() {
+            // Died without a shutdown: close the gate ourselves, draining so
+            // that senders blocked on a full queue get through it.
+            gate.close_draining(|| while self.rx.try_recv().is_ok() {});
+        }
+        // Dropping an unanswered command answers its writer `Closed`.
+        while self.rx.try_recv().is_ok() {}
+        self.hub.set_exited();
+    }
+}
