@@ -270,8 +270,8 @@ impl<E: Event> Runtime<E> {
         options: ProjectionOptions,
         projector: impl Projector<E>,
     ) -> Result<Projection> {
-        let checkpoints = self.checkpoints.lock();
-        let checkpoints = Arc::clone(checkpoints.as_ref().ok_or(Error::Closed)?);
+        // Not held while the projection starts: shutdown takes this lock.
+        let checkpoints = self.checkpoints.lock().clone().ok_or(Error::Closed)?;
         let (projection, state) =
             Projection::start(Arc::clone(&self.hub), checkpoints, name, options, projector)?;
         let mut list = self.projections.lock();
@@ -310,11 +310,13 @@ impl<E: Event> Runtime<E> {
         let joined = handle
             .join()
             .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)));
-        let projections = self.projections.lock();
-        for p in projections.iter() {
-            p.stop_and_wait();
-        }
+        // No new projection from here on; the running ones are joined, so
+        // nothing of this runtime holds a durable log's directory after.
         self.checkpoints.lock().take();
+        let projections = self.projections.lock().clone();
+        for p in projections {
+            p.stop_and_join()?;
+        }
         joined
     }
 

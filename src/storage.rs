@@ -23,6 +23,7 @@
 //! them match the recovered log.
 
 mod checkpoint;
+mod codec;
 mod config;
 mod files;
 mod frame;

@@ -165,3 +165,58 @@ fn a_second_process_is_refused_while_the_first_goes_on() {
     holder.kill();
     check(dir.path(), 6);
 }
+
+#[test]
+fn shutdown_releases_the_directory_even_with_projections_running() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..50 {
+        let rt = open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let p = rt
+            .projection("slow", |_: &rwlog::Recorded<Put>| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                Ok(())
+            })
+            .unwrap();
+        rt.writer().append("s", put(round)).unwrap();
+        rt.shutdown().unwrap();
+        // Reopened at once, while the old handles (runtime, projection)
+        // are still alive: shutdown joined the projection's thread.
+        let again = open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        drop((p, rt));
+        again.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn starting_projections_while_shutting_down_never_deadlocks() {
+    for round in 0..100 {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = std::sync::Arc::new(
+                Runtime::<Put>::builder()
+                    .view("totals", Totals::default())
+                    .build()
+                    .unwrap(),
+            );
+            let starter = {
+                let rt = std::sync::Arc::clone(&rt);
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let name = format!("p{i}");
+                        match rt.projection(&name, |_: &rwlog::Recorded<Put>| Ok(())) {
+                            Ok(p) => drop(p),
+                            Err(Error::Closed) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            };
+            rt.shutdown().unwrap();
+            starter.join().unwrap();
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: shutdown and projection start deadlocked"));
+    }
+}

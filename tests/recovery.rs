@@ -494,3 +494,131 @@ fn io_errors_name_the_file() {
         other => panic!("expected an I/O error, got {:?}", other.map(|rt| rt.head())),
     }
 }
+
+/// The log id of a directory, from its identity file (bytes 10..26).
+fn log_id(dir: &Path) -> [u8; 16] {
+    fs::read(dir.join("rwlog.id")).unwrap()[10..26]
+        .try_into()
+        .unwrap()
+}
+
+/// A segment that starts at `first`: header, then one batch of the given
+/// frame bodies, every checksum valid.
+fn crafted_segment(dir: &Path, first: u64, bodies: &[Vec<u8>]) -> PathBuf {
+    let mut seg = b"RWLOGSEG".to_vec();
+    seg.extend_from_slice(&2u16.to_le_bytes());
+    seg.extend_from_slice(&1u16.to_le_bytes());
+    seg.extend_from_slice(&first.to_le_bytes());
+    seg.extend_from_slice(&log_id(dir));
+    let crc = crc32c::crc32c(&seg);
+    seg.extend_from_slice(&crc.to_le_bytes());
+    let mut frames = Vec::new();
+    for body in bodies {
+        frames.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frames.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        frames.extend_from_slice(body);
+    }
+    let mut batch = b"BTCH".to_vec();
+    batch.extend_from_slice(&first.to_le_bytes());
+    batch.extend_from_slice(&(bodies.len() as u32).to_le_bytes());
+    batch.extend_from_slice(&(frames.len() as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&batch);
+    batch.extend_from_slice(&crc.to_le_bytes());
+    seg.extend_from_slice(&batch);
+    seg.extend_from_slice(&frames);
+    let path = dir.join(format!("{first:020}.seg"));
+    fs::write(&path, seg).unwrap();
+    path
+}
+
+#[test]
+fn a_hostile_length_with_valid_checksums_is_corruption_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 3);
+    // Position 4, then a stream name that claims 2^61 bytes.
+    let mut body = vec![4u8, 0xFD];
+    body.extend_from_slice(&(1u64 << 61).to_le_bytes());
+    body.extend_from_slice(b"short");
+    let seg = crafted_segment(dir.path(), 4, &[body]);
+    expect_corrupt(dir.path(), &seg, Some(40 + 28));
+}
+
+#[test]
+fn zeros_from_inside_the_final_batch_are_a_torn_tail_but_not_before_it() {
+    let base = tempfile::tempdir().unwrap();
+    write_events(base.path(), 9);
+    let seg = segments(base.path()).pop().unwrap();
+    let before = fs::metadata(&seg).unwrap().len() as usize;
+    // One more append of 5 events: the final batch.
+    {
+        let rt = open(base.path()).unwrap();
+        let puts = (0..5).map(|k| Put { key: k, amount: 1 });
+        rt.writer().append_batch("more", puts).unwrap();
+        rt.shutdown().unwrap();
+    }
+    let data = fs::read(&seg).unwrap();
+    let after = data.len();
+    let frame_starts = frames(&seg);
+    let last_frame = *frame_starts.last().unwrap();
+    // The length reached the end, but the last pages' data never arrived:
+    // zeros from inside the last frame, from inside a middle frame.
+    for from in [last_frame + 10, frame_starts[frame_starts.len() - 3] + 3] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), dir.path());
+        let path = dir.path().join(seg.file_name().unwrap());
+        let mut torn = data.clone();
+        torn[from..].iter_mut().for_each(|b| *b = 0);
+        fs::write(&path, &torn).unwrap();
+        let rt = open(dir.path()).unwrap_or_else(|e| panic!("zeros from {from}: {e}"));
+        assert_eq!(rt.head(), Position(9), "the whole final batch is cut");
+        let cut = &rt.recovery().unwrap().cuts[0];
+        assert_eq!(
+            (cut.offset, cut.bytes),
+            (before as u64, (after - before) as u64)
+        );
+        check_log(&rt);
+    }
+    // Zeros in the final batch with data after them: not a torn write.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(base.path(), dir.path());
+    let path = dir.path().join(seg.file_name().unwrap());
+    let mut damaged = data.clone();
+    damaged[last_frame - 20..last_frame - 10]
+        .iter_mut()
+        .for_each(|b| *b = 0);
+    fs::write(&path, &damaged).unwrap();
+    expect_corrupt(dir.path(), &path, None);
+}
+
+#[test]
+fn a_zero_filled_next_segment_is_an_interrupted_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 12);
+    let next = dir.path().join(format!("{:020}.seg", 13));
+    fs::write(&next, [0u8; 4096]).unwrap();
+    let rt = open(dir.path()).unwrap();
+    assert_eq!(rt.head(), Position(12));
+    let cut = &rt.recovery().unwrap().cuts[0];
+    assert_eq!((&cut.file, cut.offset, cut.bytes), (&next, 0, 4096));
+    rt.writer().append("x", Put { key: 0, amount: 1 }).unwrap();
+    rt.shutdown().unwrap();
+    drop(rt);
+    assert_eq!(open(dir.path()).unwrap().head(), Position(13));
+}
+
+#[test]
+fn a_bad_view_name_is_refused_before_anything_is_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 9);
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[1, 2, 3]).unwrap(); // a torn tail recovery would cut
+    drop(f);
+    let len = fs::metadata(&seg).unwrap().len();
+    let bad = Runtime::<Put>::builder()
+        .storage(Storage::dir(dir.path()))
+        .persisted_view("../escape", Totals::default())
+        .build();
+    assert!(matches!(bad, Err(Error::Config(_))), "{bad:?}");
+    assert_eq!(fs::metadata(&seg).unwrap().len(), len, "nothing was cut");
+}

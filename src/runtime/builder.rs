@@ -78,6 +78,9 @@ pub struct Builder<E> {
     storage: Option<(DirOptions, Opener<E>)>,
     upcasters: Upcasters<E>,
     dedupe_window: usize,
+    /// Names that become file names (persisted views'), checked before
+    /// anything is opened.
+    file_names: Vec<String>,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -111,6 +114,7 @@ impl<E: Event> Builder<E> {
             storage: None,
             upcasters: Upcasters::default(),
             dedupe_window: 65_536,
+            file_names: Vec::new(),
         }
     }
 
@@ -269,6 +273,15 @@ impl<E: Event> Builder<E> {
         if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
             return Err(Error::Config(why));
         }
+        if !self
+            .file_names
+            .iter()
+            .all(|n| storage::is_plain_file_name(n))
+        {
+            return Err(Error::Config(
+                "a persisted view's name may use only letters, digits, '-', '_' and '.'",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         match self
             .views
@@ -418,13 +431,8 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     {
         let name = name.into();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let plain = storage::is_plain_file_name(&name);
+        self.file_names.push(name.clone());
         let factory: ViewFactory<E> = Box::new(move |setup| {
-            if !plain {
-                return Err(Error::Config(
-                    "a persisted view's name may use only letters, digits, '-', '_' and '.'",
-                ));
-            }
             let shared = ViewState::new(Arc::clone(&shared_name), initial, setup.every);
             let files = setup.dir.map(|info| SnapshotFiles::new(info, &shared_name));
             let base = match (&files, setup.dir) {

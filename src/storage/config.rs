@@ -147,11 +147,11 @@ impl Storage {
     }
 
     /// The largest event accepted, encoded (its record head, metadata and
-    /// payload). A larger event is refused with
+    /// payload; default 16 MiB). A larger event is refused with
     /// [`Error::TooLarge`](crate::Error::TooLarge) before it enters a batch,
-    /// failing only its own append. Also the largest frame trusted when
-    /// reading: a larger length in a file is corruption, never an
-    /// allocation.
+    /// failing only its own append. Reading is not limited by it (so it can
+    /// be lowered for a log that holds larger events): a frame must fit in
+    /// its batch, and its batch in its file.
     pub fn max_event_bytes(self, bytes: u32) -> Storage {
         self.with(|d| d.max_event_bytes = bytes.max(1))
     }

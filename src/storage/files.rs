@@ -49,9 +49,28 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(at(dir, "sync directory"))
 }
 
-/// Creates `dir` and its parents if missing.
+/// Creates `dir` and its parents if missing, durably: each directory made
+/// is synced into its parent, so that what is written in it later survives
+/// a crash together with the directory itself.
 pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir).map_err(at(dir, "create directory"))
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || parent.is_dir() {
+            break;
+        }
+        missing.push(parent);
+    }
+    fs::create_dir_all(dir).map_err(at(dir, "create directory"))?;
+    for made in missing.iter().rev() {
+        match made.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `dir/name` with `bytes` so that a crash leaves the old file or

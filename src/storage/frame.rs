@@ -19,22 +19,17 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Metadata, Recorded, Timestamp};
 use crate::position::{Position, StreamId};
 
+use super::codec::{self, CODEC_BINCODE2};
 use super::upcast::Upcasters;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"RWLOGSEG";
 /// 1: frames without batch boundaries or log id (rwlog 0.1 before the
 /// integrity work); 2: this layout.
 pub(crate) const FORMAT_VERSION: u16 = 2;
-/// bincode 2, standard configuration.
-pub(crate) const CODEC_BINCODE2: u16 = 1;
 pub(crate) const SEGMENT_HEADER: usize = 40;
 const BATCH_MAGIC: &[u8; 4] = b"BTCH";
 pub(crate) const BATCH_HEADER: usize = 28;
 pub(crate) const FRAME_HEADER: usize = 8;
-
-pub(crate) fn codec() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
 
 fn u16_at(b: &[u8], i: usize) -> u16 {
     u16::from_le_bytes([b[i], b[i + 1]])
@@ -106,13 +101,14 @@ pub(crate) fn parse_segment_header(b: &[u8]) -> std::result::Result<SegmentHeade
     })
 }
 
-/// Whether `b` could be the start of a segment header whose writing was
-/// interrupted: a prefix of `expected`, then zeros (or nothing).
+/// Whether `b` is a segment whose header's writing was interrupted: less
+/// than the whole of `expected`, then only zeros (the file's length may
+/// have reached past the header without its data). No batch of such a
+/// segment was ever synced: its header is synced before any batch is
+/// written.
 pub(crate) fn is_interrupted_header(b: &[u8], expected: &[u8; SEGMENT_HEADER]) -> bool {
-    b.len() < SEGMENT_HEADER && {
-        let same = b.iter().zip(expected).take_while(|(x, y)| x == y).count();
-        b[same..].iter().all(|&x| x == 0)
-    }
+    let same = b.iter().zip(expected).take_while(|(x, y)| x == y).count();
+    same < SEGMENT_HEADER && b[same..].iter().all(|&x| x == 0)
 }
 
 /// Fills the batch header at the start of `batch`, whose frames follow it.
@@ -207,8 +203,8 @@ fn encode_body<E: Event + Serialize>(buf: &mut Vec<u8>, r: &Recorded<E>, max: u3
     let codec_error = |e: bincode::error::EncodeError| {
         Error::Codec(format!("encoding the event for stream `{}`: {e}", r.stream))
     };
-    bincode::serde::encode_into_std_write(&head, buf, codec()).map_err(codec_error)?;
-    bincode::serde::encode_into_std_write(&r.payload, buf, codec()).map_err(codec_error)?;
+    bincode::serde::encode_into_std_write(&head, buf, codec::config()).map_err(codec_error)?;
+    bincode::serde::encode_into_std_write(&r.payload, buf, codec::config()).map_err(codec_error)?;
     let body_len = buf.len() - start - FRAME_HEADER;
     let len = u32::try_from(body_len)
         .ok()
@@ -229,16 +225,10 @@ pub(crate) fn decode_record<E: Event + serde::de::DeserializeOwned>(
     body: &[u8],
     upcasters: &Upcasters<E>,
 ) -> Result<Recorded<E>> {
-    let (head, used): (Head, usize) = bincode::serde::decode_from_slice(body, codec())
-        .map_err(|e| Error::Codec(e.to_string()))?;
+    let (head, used): (Head, usize) = codec::decode(body).map_err(Error::Codec)?;
     let payload_bytes = &body[used..];
     let payload = if head.schema_version == E::SCHEMA_VERSION {
-        let (payload, n): (E, usize) = bincode::serde::decode_from_slice(payload_bytes, codec())
-            .map_err(|e| Error::Codec(e.to_string()))?;
-        if n != payload_bytes.len() {
-            return Err(Error::Codec("trailing bytes after the payload".into()));
-        }
-        payload
+        codec::decode_whole::<E>(payload_bytes).map_err(Error::Codec)?
     } else {
         upcasters.upcast(
             &head.event_type,

@@ -43,10 +43,15 @@ pub(super) struct Plan {
     pub(super) cuts: Vec<PlannedCut>,
     /// Whole files to set aside, with why.
     aside: Vec<(PathBuf, String)>,
-    /// Segments whose creation was interrupted (no events): removed.
-    remove: Vec<PathBuf>,
+    /// Segments whose creation was interrupted (no events), with their
+    /// length: removed.
+    remove: Vec<(PathBuf, u64)>,
     /// The segment appends continue in, and where its whole batches end.
     pub(super) tail: Option<(PathBuf, u64)>,
+    /// Every segment read and kept, to sync at open (`Fsync` only): what a
+    /// killed process left in the page cache becomes durable before any
+    /// snapshot or checkpoint claims it was.
+    pub(super) kept: Vec<PathBuf>,
     /// A loss the open accepted (set by the caller).
     pub(super) lost: Option<(Position, Position)>,
 }
@@ -61,8 +66,9 @@ pub(super) struct PlannedCut {
 }
 
 impl Plan {
-    /// Makes the planned changes, durably, logging each at `warn`.
-    pub(super) fn apply(&self, root: &Path) -> Result<RecoveryReport> {
+    /// Makes the planned changes, durably, logging each at `warn`; with
+    /// `sync`, syncs every segment kept.
+    pub(super) fn apply(&self, root: &Path, sync: bool) -> Result<RecoveryReport> {
         let mut report = RecoveryReport {
             lost: self.lost,
             ..RecoveryReport::default()
@@ -89,15 +95,27 @@ impl Plan {
                 saved,
             });
         }
-        for path in &self.remove {
+        for (path, bytes) in &self.remove {
             files::remove(path)?;
             files::sync_dir(root)?;
-            tracing::warn!(file = %path.display(), "removed a segment whose creation was interrupted");
+            let reason = "a segment whose creation was interrupted (it held no event); removed";
+            tracing::warn!(file = %path.display(), offset = 0, bytes, reason, "cut the log");
+            report.cuts.push(Cut {
+                file: path.clone(),
+                offset: 0,
+                bytes: *bytes,
+                reason: reason.into(),
+                saved: None,
+            });
         }
         for (path, reason) in &self.aside {
             let to = files::move_aside(root, path)?;
             tracing::warn!(file = %path.display(), aside = %to.display(), %reason, "set aside at open");
             report.set_aside.push((path.clone(), to, reason.clone()));
+        }
+        for path in self.kept.iter().filter(|_| sync) {
+            let file = std::fs::File::open(path).map_err(at(path, "open"))?;
+            file.sync_data().map_err(at(path, "sync"))?;
         }
         Ok(report)
     }
@@ -118,6 +136,25 @@ enum Step {
     /// A whole batch, ending at this offset.
     Next(usize),
     Stop(End),
+}
+
+/// Where the run of zeros that ends `data` starts (`data.len()` if it does
+/// not end in a zero).
+fn trailing_zeros_from(data: &[u8]) -> usize {
+    data.len() - data.iter().rev().take_while(|&&b| b == 0).count()
+}
+
+/// Where the frame at `at` claims to end, within `batch_end`.
+fn claimed_end(data: &[u8], at: usize, batch_end: usize) -> usize {
+    match data.get(at..at + FRAME_HEADER) {
+        Some(header) => {
+            let (len, _) = frame::parse_frame_header(header);
+            (at + FRAME_HEADER)
+                .saturating_add(len as usize)
+                .min(batch_end)
+        }
+        None => batch_end,
+    }
 }
 
 /// Why a batch header was not accepted.
@@ -199,14 +236,16 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
         match end {
             End::Whole(at) => {
                 self.plan.tail = Some((path.to_path_buf(), at));
+                self.plan.kept.push(path.to_path_buf());
                 Ok(false)
             }
             End::Torn { at, .. } if at < SEGMENT_HEADER as u64 => {
-                self.plan.remove.push(path.to_path_buf());
+                self.plan.remove.push((path.to_path_buf(), len));
                 Ok(false)
             }
             End::Torn { at, reason } => {
                 self.plan.cut(path, at, len, reason, false);
+                self.plan.kept.push(path.to_path_buf());
                 Ok(false)
             }
             End::Damaged { error, .. } if self.options.recovery == RecoveryMode::TornTail => {
@@ -220,6 +259,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
             }
             End::Damaged { at, error } => {
                 self.plan.cut(path, at, len, error.to_string(), true);
+                self.plan.kept.push(path.to_path_buf());
                 Ok(true)
             }
         }
@@ -297,10 +337,16 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
             Err((_, FrameError::Fatal(e))) => Err(e),
             Err((at, FrameError::Damage(reason))) => {
                 self.events.truncate(mark);
-                // Zeros from the bad frame to the end of the file: a write
-                // the file's length covers but whose data never arrived.
-                Ok(match last && data[at..].iter().all(|&b| b == 0) {
-                    true => torn(format!("a final batch that ends in zeros from byte {at}")),
+                // The file ends in zeros from within this bad frame (or
+                // before): a write the file's length covers but whose last
+                // pages never arrived. Frames are not page-aligned, so the
+                // zeros may start anywhere in the frame.
+                let zeros = trailing_zeros_from(data);
+                let torn_write = last && zeros < data.len() && zeros <= claimed_end(data, at, end);
+                Ok(match torn_write {
+                    true => torn(format!(
+                        "a final batch that ends in zeros from byte {zeros}"
+                    )),
                     false => damaged(at, reason),
                 })
             }
@@ -325,7 +371,11 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
             });
         }
         let Some(header) = frame::parse_batch_header(rest) else {
-            return Err(match last && rest.iter().all(|&b| b == 0) {
+            // Zeros to the end of the file from within the header: its
+            // write never arrived whole.
+            let zeros = trailing_zeros_from(data);
+            let torn_write = last && zeros < data.len() && zeros <= off + BATCH_HEADER;
+            return Err(match torn_write {
                 true => Bad::Torn("zeros where a batch should start".into()),
                 false => Bad::Damaged("a batch header's checksum does not match".into()),
             });
@@ -338,8 +388,10 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
             );
             return Err(Bad::Damaged(reason));
         }
+        // Each frame is at most a u32 length and its header: the limit on
+        // new events (`max_event_bytes`) may have been lowered since.
         let count = u64::from(header.count);
-        let most = count * (FRAME_HEADER as u64 + u64::from(self.options.max_event_bytes));
+        let most = count.saturating_mul(FRAME_HEADER as u64 + u64::from(u32::MAX));
         if count == 0 || header.bytes < count * FRAME_HEADER as u64 || header.bytes > most {
             let reason = format!(
                 "a batch header claims {count} events in {} bytes",
@@ -385,17 +437,13 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
             return damage("a frame header runs past the end of its batch");
         }
         let (len, crc) = frame::parse_frame_header(&data[at..]);
-        let max = self.options.max_event_bytes;
         if len == 0 {
             return damage("an empty frame");
         }
-        if len > max {
-            let reason = format!("a frame length of {len} bytes, above the limit of {max}");
-            return Err(FrameError::Damage(reason));
-        }
-        let end = at + FRAME_HEADER + len as usize;
+        let end = (at + FRAME_HEADER).saturating_add(len as usize);
         if end > data.len() {
-            return damage("a frame runs past the end of its batch");
+            let reason = format!("a frame length of {len} bytes runs past the end of its batch");
+            return Err(FrameError::Damage(reason));
         }
         let body = &data[at + FRAME_HEADER..end];
         if crc32c::crc32c(body) != crc {

@@ -114,7 +114,7 @@ fn settle<E>(
     if new_identity {
         identity::write(root, log_id)?;
     }
-    let mut report = plan.apply(root)?;
+    let mut report = plan.apply(root, options.durability == Durability::Fsync)?;
     scan::apply_findings(root, findings, &facts, &mut report)?;
     report.head = head;
     Ok((report, plan.tail))

@@ -251,6 +251,17 @@ pub(super) fn apply_findings(
     }
     for (path, reason) in rewind {
         let name = checkpoint::name_of(&path);
+        // Keep the original for whoever looks into the loss.
+        let kept = files::aside_path(root, &path);
+        if let Some(parent) = kept.parent() {
+            files::create_dir(parent)?;
+        }
+        std::fs::copy(&path, &kept).map_err(files::at(&path, "copy aside"))?;
+        report.set_aside.push((
+            path.clone(),
+            kept,
+            format!("{reason}; moved back to the head"),
+        ));
         let event_id = (facts.id_at)(facts.head);
         match event_id {
             Some(event_id) => {

@@ -154,6 +154,12 @@ impl SegmentWriter {
     fn write_staged(&mut self) -> io::Result<()> {
         let header = SEGMENT_HEADER as u64;
         if self.len > header && self.len + self.buf.len() as u64 > self.options.segment_bytes {
+            // The segment is complete: make it durable before the next one
+            // exists (with `Fsync` it already is), so that a power loss can
+            // never leave a short segment followed by another.
+            if self.options.durability == Durability::Buffered {
+                self.file.sync_data().map_err(at(&self.path, "sync"))?;
+            }
             let (file, path) = new_segment(&self.options, self.log_id, self.first)?;
             self.file = file;
             self.path = path;

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::position::Position;
 
+use super::codec::{self, CODEC_BINCODE2};
 use super::files;
-use super::frame::{codec, CODEC_BINCODE2};
 use super::scan::{Claim, ClaimFile, LogFacts, Verdict};
 use super::DirInfo;
 
@@ -73,7 +73,7 @@ impl SnapshotFiles {
         event_id: Uuid,
         state: &V,
     ) -> io::Result<()> {
-        let body = bincode::serde::encode_to_vec(state, codec())
+        let body = bincode::serde::encode_to_vec(state, codec::config())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         let claim = Claim {
             log_id: self.log_id,
@@ -189,10 +189,6 @@ fn decode<V: DeserializeOwned>(
     if crc32c::crc32c(body) != crc {
         return Err("the body's checksum does not match".into());
     }
-    let (state, n): (V, usize) =
-        bincode::serde::decode_from_slice(body, codec()).map_err(|e| e.to_string())?;
-    if n != body.len() {
-        return Err("trailing bytes after the state".into());
-    }
+    let state = codec::decode_whole::<V>(body)?;
     Ok((claim.position, state))
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use super::frame::codec;
+use super::codec;
 use crate::error::{Error, Result};
 use crate::position::Position;
 
@@ -43,14 +43,7 @@ impl<E> Upcasters<E> {
         Old: DeserializeOwned,
         F: Fn(Old) -> E + Send + Sync + 'static,
     {
-        let up: Upcast<E> = Box::new(move |bytes| {
-            let (old, n): (Old, usize) =
-                bincode::serde::decode_from_slice(bytes, codec()).map_err(|e| e.to_string())?;
-            if n != bytes.len() {
-                return Err("trailing bytes after the payload".into());
-            }
-            Ok(f(old))
-        });
+        let up: Upcast<E> = Box::new(move |bytes| Ok(f(codec::decode_whole::<Old>(bytes)?)));
         self.by_version.insert(schema_version, up);
     }
 

@@ -1,0 +1,53 @@
+//! Where projections keep their checkpoints: in the runtime, or in files
+//! of the log's directory.
+
+use std::io;
+
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::log::Log;
+use crate::position::Position;
+use crate::storage::{CheckpointFiles, LogFacts};
+use crate::sync::Mutex;
+
+/// Where checkpoints are kept.
+#[derive(Debug)]
+pub(crate) enum Checkpoints {
+    /// In the runtime: a projection restarted under the same name resumes.
+    Memory(Mutex<std::collections::HashMap<String, Position>>),
+    /// In `<log dir>/projections/<name>.checkpoint`: survives restarts.
+    Dir(CheckpointFiles),
+}
+
+impl Checkpoints {
+    /// Where projection `name` resumes after: its checkpoint if it has one
+    /// that fits the log, else the start.
+    pub(super) fn load<E>(&self, name: &str, log: &Log<E>) -> Result<Position> {
+        match self {
+            Checkpoints::Memory(map) => {
+                let map = map.lock();
+                Ok(map.get(name).copied().unwrap_or(Position::ZERO))
+            }
+            Checkpoints::Dir(files) => {
+                let id_at = |p: Position| log.get(p).map(|e| e.id);
+                let facts = LogFacts {
+                    log_id: files.log_id(),
+                    head: log.head(),
+                    id_at: &id_at,
+                };
+                Ok(files.load(name, &facts)?.unwrap_or(Position::ZERO))
+            }
+        }
+    }
+
+    pub(super) fn save(&self, name: &str, position: Position, event_id: Uuid) -> io::Result<()> {
+        match self {
+            Checkpoints::Memory(map) => {
+                map.lock().insert(name.to_owned(), position);
+                Ok(())
+            }
+            Checkpoints::Dir(files) => files.save(name, position, event_id),
+        }
+    }
+}
