@@ -5,6 +5,8 @@ mod contenders;
 #[path = "support/parallel.rs"]
 mod parallel;
 
+use parallel::Mix;
+
 use std::sync::Arc;
 
 use contenders::{Contender, Kind};
@@ -24,7 +26,16 @@ fn mixed(c: &mut Criterion) {
                 |b, &p| {
                     b.iter_custom(|iters| {
                         let contender = Arc::new(Contender::new(kind));
-                        parallel::timed(&contender, 0, 0, 2, p, iters)
+                        parallel::timed(
+                            &contender,
+                            Mix {
+                                readers: 0,
+                                writers: 0,
+                                mixers: 2,
+                                read_pct: p,
+                            },
+                            iters,
+                        )
                     })
                 },
             );

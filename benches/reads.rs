@@ -6,6 +6,8 @@ mod contenders;
 #[path = "support/parallel.rs"]
 mod parallel;
 
+use parallel::Mix;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +25,20 @@ fn reads(c: &mut Criterion) {
             g.bench_with_input(
                 BenchmarkId::new(kind.name(), format!("{threads}r")),
                 &threads,
-                |b, &t| b.iter_custom(|iters| parallel::timed(&contender, t, 0, 0, 0, iters)),
+                |b, &t| {
+                    b.iter_custom(|iters| {
+                        parallel::timed(
+                            &contender,
+                            Mix {
+                                readers: t,
+                                writers: 0,
+                                mixers: 0,
+                                read_pct: 0,
+                            },
+                            iters,
+                        )
+                    })
+                },
             );
         }
     }

@@ -7,6 +7,8 @@ mod contenders;
 #[path = "support/parallel.rs"]
 mod parallel;
 
+use parallel::Mix;
+
 use std::sync::Arc;
 
 use contenders::{Contender, Kind};
@@ -28,7 +30,16 @@ fn writes(c: &mut Criterion) {
                     b.iter_custom(|iters| {
                         // A fresh contender per sample bounds rwlog's log growth.
                         let contender = Arc::new(Contender::new(kind));
-                        parallel::timed(&contender, 0, t, 0, 0, iters)
+                        parallel::timed(
+                            &contender,
+                            Mix {
+                                readers: 0,
+                                writers: t,
+                                mixers: 0,
+                                read_pct: 0,
+                            },
+                            iters,
+                        )
                     })
                 },
             );

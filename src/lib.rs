@@ -54,10 +54,10 @@
 //!
 //! - When the state is tiny and writes dominate: a `Mutex` is simpler and an
 //!   event per write costs more than a store.
-//! - When `apply` cannot be deterministic: every event is applied to two
-//!   copies of each view.
+//! - When `apply` cannot be deterministic: every event is applied to
+//!   several copies of each view (three by default).
 //! - When memory is tight: the log keeps every event, and each view is held
-//!   twice.
+//!   up to three times.
 //! - When a writer needs to read-modify-write under one lock across several
 //!   entities: express it as an append with an expected version, or use a
 //!   lock.
@@ -107,6 +107,7 @@
 
 #[cfg(feature = "async")]
 mod actor;
+mod aggregate;
 mod error;
 mod event;
 mod faults;
@@ -125,7 +126,8 @@ mod view;
 mod write;
 
 #[cfg(feature = "async")]
-pub use actor::{testing, ActorOptions, Actors, Aggregate, CommandError, CommandStatus, Done};
+pub use actor::{ActorOptions, Actors};
+pub use aggregate::{testing, Aggregate, CommandError, CommandStatus, Done};
 pub use error::{Error, Result};
 pub use event::{Event, EventRef, Metadata, NewEvent, Recorded, Timestamp};
 #[cfg(loom)]

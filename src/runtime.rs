@@ -4,6 +4,7 @@
 
 mod builder;
 mod stats;
+mod views;
 
 pub use builder::Builder;
 pub use stats::{ProjectionStats, Stats, ViewStats};
@@ -228,7 +229,7 @@ impl<E: Event> Runtime<E> {
     #[cfg(feature = "async")]
     pub fn actors<A>(&self, shards: usize) -> Result<crate::actor::Actors<A>>
     where
-        A: crate::actor::Aggregate<Event = E>,
+        A: crate::aggregate::Aggregate<Event = E>,
         E: Clone,
     {
         self.actors_with(shards, crate::actor::ActorOptions::default())
@@ -242,7 +243,7 @@ impl<E: Event> Runtime<E> {
         options: crate::actor::ActorOptions,
     ) -> Result<crate::actor::Actors<A>>
     where
-        A: crate::actor::Aggregate<Event = E>,
+        A: crate::aggregate::Aggregate<Event = E>,
         E: Clone,
     {
         let source = Arc::clone(&self.hub) as Arc<dyn crate::actor::StreamSource<E>>;

@@ -7,22 +7,36 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
+mod dedupe;
+mod ids;
 
 use crate::error::{Error, Result};
 use crate::event::Batch;
 use crate::event::{Event, Recorded, Timestamp};
 use crate::hub::Hub;
-use crate::position::{Position, StreamId};
+use crate::position::{Expected, Position, StreamId};
 use crate::storage::Store;
 use crate::sync::channel::{Receiver, TryRecvError};
 use crate::sync::{self, Arc};
 use crate::view::ViewDriver;
-use crate::write::{AppendCmd, Appended, Msg, Reply};
+use crate::write::{AppendCmd, Appended, Events, Msg, Reply};
+
+use dedupe::Dedupe;
+use ids::Ids;
 
 /// How long the idle sequencer polls the queue before parking.
 const SPINS: u32 = sync::budget(128);
 const YIELDS: u32 = sync::budget(64);
+
+/// What every event of a batch is stamped with.
+struct Stamp {
+    /// The batch's time (never before the last batch's).
+    at: Timestamp,
+    /// `at` in milliseconds, for event ids.
+    millis: u64,
+    /// The log's head before the batch.
+    head: u64,
+}
 
 /// A batch as assigned: its records, and each command's answer.
 struct Assigned<E> {
@@ -50,77 +64,6 @@ pub(crate) struct Sequencer<E> {
     dedupe: Dedupe,
 }
 
-/// The sequencer's source of event ids: UUID v7 (RFC 9562), the batch's
-/// millisecond timestamp followed by 74 bits that are unique within this
-/// sequencer and random across sequencers.
-///
-/// The 74 bits are a 42-bit counter (rand_a and the top of rand_b, the
-/// RFC's "fixed bit-length dedicated counter" method: ids of one sequencer
-/// sort in the order it gave them, except once every 2^42 ids, when the
-/// counter wraps within a millisecond) over a 32-bit random salt drawn
-/// once. The counter starts at a random value too. Drawing fresh random bits for every
-/// event cost about a quarter of the sequencer's instructions per event.
-struct Ids {
-    counter: u64,
-    salt: u64,
-}
-
-impl Ids {
-    const COUNTER_BITS: u32 = 42;
-
-    fn new() -> Ids {
-        let seed = Uuid::new_v4().as_u128();
-        Ids {
-            counter: (seed as u64) >> (64 - Self::COUNTER_BITS),
-            salt: (seed >> 64) as u64 & 0xFFFF_FFFF,
-        }
-    }
-
-    fn next(&mut self, millis: u64) -> Uuid {
-        let counter = self.counter & ((1 << Self::COUNTER_BITS) - 1);
-        self.counter = self.counter.wrapping_add(1);
-        // rand_a: the counter's top 12 bits; rand_b: its other 30 bits, then
-        // the salt.
-        let rand_a = (counter >> 30) as u128;
-        let rand_b = ((counter & ((1 << 30) - 1)) as u128) << 32 | self.salt as u128;
-        let bits = (millis as u128 & ((1 << 48) - 1)) << 80
-            | 0x7 << 76
-            | rand_a << 64
-            | 0b10 << 62
-            | rand_b;
-        Uuid::from_u128(bits)
-    }
-}
-
-/// The acknowledgements of recent appends whose first event carried an id
-/// from the writer, so that a retried append is acknowledged again instead
-/// of written twice.
-///
-/// Invariant: `acks` holds exactly the ids in `order`, at most `window`.
-struct Dedupe {
-    window: usize,
-    acks: HashMap<Uuid, Appended, foldhash::fast::RandomState>,
-    order: std::collections::VecDeque<Uuid>,
-}
-
-impl Dedupe {
-    fn get(&self, id: &Uuid) -> Option<Appended> {
-        self.acks.get(id).copied()
-    }
-
-    fn insert(&mut self, id: Uuid, ack: Appended) {
-        if self.window == 0 || self.acks.insert(id, ack).is_some() {
-            return;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.window {
-            if let Some(old) = self.order.pop_front() {
-                self.acks.remove(&old);
-            }
-        }
-    }
-}
-
 impl<E: Event> Sequencer<E> {
     pub(crate) fn new(
         rx: Receiver<Msg<E>>,
@@ -130,11 +73,7 @@ impl<E: Event> Sequencer<E> {
         store: Option<Box<dyn Store<E>>>,
         dedupe_window: usize,
     ) -> Sequencer<E> {
-        let mut dedupe = Dedupe {
-            window: dedupe_window,
-            acks: HashMap::default(),
-            order: std::collections::VecDeque::new(),
-        };
+        let mut dedupe = Dedupe::new(dedupe_window);
         // Continue where a recovered log left off. Its newest ids are
         // remembered one event at a time (the grouping of events into
         // appends is not stored).
@@ -248,80 +187,98 @@ impl<E: Event> Sequencer<E> {
     /// stages them with the store. A command the store cannot take (an
     /// event too large) is rejected alone.
     fn assign(&mut self, cmds: &mut Vec<AppendCmd<E>>) -> Assigned<E> {
-        let stamp = Timestamp::now().max(self.last_stamp);
-        self.last_stamp = stamp;
-        let millis = stamp.as_nanos() / 1_000_000;
-        let head = self.shared.log.head().0;
+        let at = Timestamp::now().max(self.last_stamp);
+        self.last_stamp = at;
+        let stamp = Stamp {
+            at,
+            millis: at.as_nanos() / 1_000_000,
+            head: self.shared.log.head().0,
+        };
         // Exactly the events offered: this vector becomes the stored batch.
         let offered = cmds.iter().map(|c| c.events.len()).sum();
         let mut records: Vec<Recorded<E>> = Vec::with_capacity(offered);
         let mut acks = Vec::with_capacity(cmds.len());
         let mut rejected = 0u64;
         for cmd in cmds.drain(..) {
-            let first_id = cmd.events.first_id();
-            if let Some(original) = first_id.and_then(|id| self.dedupe.get(&id)) {
-                // Already in the log: acknowledge it again, write nothing.
-                acks.push((cmd.reply, Ok(original)));
-                continue;
-            }
-            // One hash lookup for a known stream: the slot found here is
-            // the one updated below.
-            let slot = self.versions.get_mut(&cmd.stream);
-            let current = slot.as_deref().copied().unwrap_or(0);
-            if !cmd.expected.matches(current) {
-                rejected += 1;
-                let conflict = Error::Conflict {
-                    stream: cmd.stream,
-                    expected: cmd.expected,
-                    actual: current,
-                };
-                acks.push((cmd.reply, Err(conflict)));
-                continue;
-            }
-            let start = records.len();
-            let first = head + 1 + start as u64;
-            for (i, e) in (0..).zip(cmd.events.into_iter()) {
-                records.push(Recorded {
-                    position: Position(first + i),
-                    stream: cmd.stream.clone(),
-                    version: current + 1 + i,
-                    id: e.id.unwrap_or_else(|| self.ids.next(millis)),
-                    recorded_at: stamp,
-                    schema_version: E::SCHEMA_VERSION,
-                    metadata: e.metadata,
-                    payload: e.payload,
-                });
-            }
-            if let Some(store) = &mut self.store {
-                if let Err(e) = store.stage(&records[start..]) {
-                    records.truncate(start);
-                    rejected += 1;
-                    acks.push((cmd.reply, Err(e)));
-                    continue;
-                }
-            }
-            let count = (records.len() - start) as u64;
-            let ack = Appended {
-                position: Position(first + count - 1),
-                version: current + count,
-                count,
-            };
-            if let Some(id) = first_id {
-                self.dedupe.insert(id, ack);
-            }
-            match slot {
-                Some(version) => *version = current + count,
-                None => {
-                    self.versions.insert(cmd.stream, current + count);
-                }
-            }
-            acks.push((cmd.reply, Ok(ack)));
+            let AppendCmd {
+                stream,
+                expected,
+                events,
+                reply,
+            } = cmd;
+            let result = self.accept(stream, expected, events, &stamp, &mut records);
+            rejected += u64::from(result.is_err());
+            acks.push((reply, result));
         }
         Assigned {
             records,
             acks,
             rejected,
         }
+    }
+
+    /// One command: acknowledged again if its id was seen (nothing
+    /// written), refused on a version conflict or by the store, else its
+    /// events are added to `records` and its stream's version moves on.
+    fn accept(
+        &mut self,
+        stream: StreamId,
+        expected: Expected,
+        events: Events<E>,
+        stamp: &Stamp,
+        records: &mut Vec<Recorded<E>>,
+    ) -> Result<Appended> {
+        let first_id = events.first_id();
+        if let Some(original) = first_id.and_then(|id| self.dedupe.get(&id)) {
+            return Ok(original);
+        }
+        // One hash lookup for a known stream: the slot found here is the
+        // one updated below.
+        let slot = self.versions.get_mut(&stream);
+        let current = slot.as_deref().copied().unwrap_or(0);
+        if !expected.matches(current) {
+            return Err(Error::Conflict {
+                stream,
+                expected,
+                actual: current,
+            });
+        }
+        let start = records.len();
+        let first = stamp.head + 1 + start as u64;
+        for (i, e) in (0..).zip(events.into_iter()) {
+            records.push(Recorded {
+                position: Position(first + i),
+                stream: stream.clone(),
+                version: current + 1 + i,
+                id: e.id.unwrap_or_else(|| self.ids.next(stamp.millis)),
+                recorded_at: stamp.at,
+                schema_version: E::SCHEMA_VERSION,
+                metadata: e.metadata,
+                payload: e.payload,
+            });
+        }
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.stage(&records[start..]) {
+                records.truncate(start);
+                return Err(e);
+            }
+        }
+        let count = (records.len() - start) as u64;
+        let ack = Appended {
+            position: Position(first + count - 1),
+            version: current + count,
+            count,
+        };
+        if let Some(id) = first_id {
+            self.dedupe.insert(id, ack);
+        }
+        match slot {
+            Some(version) => *version = current + count,
+            None => {
+                self.versions.insert(stream, current + count);
+            }
+        }
+        Ok(ack)
     }
 
     /// Makes the batch durable, appends it to the log, publishes every view
@@ -368,36 +325,5 @@ impl<E: Event> Sequencer<E> {
             };
             reply.send(result);
         }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::Ids;
-
-    #[test]
-    fn ids_are_v7_with_the_batch_time_and_increase_within_a_millisecond() {
-        let mut ids = Ids::new();
-        let millis = 1_764_000_000_123;
-        let all: Vec<_> = (0..10_000).map(|_| ids.next(millis)).collect();
-        for id in &all {
-            assert_eq!(id.get_version_num(), 7);
-            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-            let (secs, nanos) = id.get_timestamp().expect("v7 timestamp").to_unix();
-            assert_eq!(secs * 1000 + u64::from(nanos) / 1_000_000, millis);
-        }
-        // Strictly increasing (the counter only wraps after 2^42 ids, and
-        // the test starts far enough below that, or sees one wrap at most).
-        let wraps = all.windows(2).filter(|w| w[0] >= w[1]).count();
-        assert!(wraps <= 1, "{wraps} decreases");
-        let unique: std::collections::HashSet<_> = all.iter().collect();
-        assert_eq!(unique.len(), all.len());
-    }
-
-    #[test]
-    fn two_sequencers_give_different_ids_for_the_same_millisecond() {
-        let (mut a, mut b) = (Ids::new(), Ids::new());
-        let from_a: std::collections::HashSet<_> = (0..1000).map(|_| a.next(7)).collect();
-        assert!((0..1000).all(|_| !from_a.contains(&b.next(7))));
     }
 }

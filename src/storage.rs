@@ -23,6 +23,7 @@
 //! them match the recovered log.
 
 mod checkpoint;
+mod claim;
 mod codec;
 mod config;
 mod files;
@@ -38,6 +39,7 @@ mod snapshot;
 mod upcast;
 
 pub(crate) use checkpoint::CheckpointFiles;
+pub(crate) use claim::LogFacts;
 pub(crate) use config::DirOptions;
 #[doc(hidden)]
 pub use config::InjectedFault;
@@ -45,7 +47,6 @@ pub use config::{Durability, RecoveryMode, Storage};
 pub(crate) use files::is_plain_file_name;
 pub(crate) use recover::open;
 pub use report::{Cut, RecoveryReport};
-pub(crate) use scan::LogFacts;
 pub(crate) use segment::SegmentWriter;
 pub(crate) use snapshot::SnapshotFiles;
 pub(crate) use upcast::Upcasters;

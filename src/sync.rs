@@ -1,10 +1,17 @@
 //! The one place rwlog takes its synchronization primitives from.
 //!
-//! Every atomic, lock, `Arc`, thread and swap cell used by the runtime comes
-//! through this module, so that a `--cfg loom` build can replace them with
-//! loom's model-checked versions (see `loom-tests/`). Normal builds re-export
-//! std, arc-swap, crossbeam-channel and dashmap unchanged: the facade costs
-//! nothing.
+//! Every atomic, lock, `Arc`, thread and swap cell the runtime's protocols
+//! use comes through this module, so that a `--cfg loom` build can replace
+//! them with loom's model-checked versions (see `loom-tests/`). Normal
+//! builds re-export std, arc-swap, crossbeam-channel and dashmap unchanged:
+//! the facade costs nothing. Its [`Mutex`] and [`Condvar`] drop lock
+//! poisoning once, for the whole crate.
+//!
+//! Two process-wide statics stay std's (in `write/ack.rs`: how many
+//! waiters poll for their ack, and the core count): they are scheduling
+//! heuristics that synchronize nothing, and as statics they would carry
+//! over from one loom interleaving to the next. The durable log's files and
+//! its directory registry (`storage/`) are not modelled either.
 
 #[cfg(not(loom))]
 mod imp {

@@ -187,16 +187,12 @@ impl<E: Send + 'static> Writer<E> {
     /// [`append_expecting`](Writer::append_expecting) for async code: waits
     /// for room and for the acknowledgement without blocking the executor.
     #[cfg(feature = "async")]
-    pub async fn append_expecting_async<I>(
+    pub async fn append_expecting_async(
         &self,
         stream: impl Into<StreamId>,
         expected: Expected,
-        events: I,
-    ) -> Result<Appended>
-    where
-        I: IntoIterator,
-        I::Item: Into<NewEvent<E>>,
-    {
+        events: impl IntoIterator<Item = impl Into<NewEvent<E>>>,
+    ) -> Result<Appended> {
         let events = self.collect(events)?;
         self.send_async(stream.into(), expected, events).await
     }

@@ -17,11 +17,7 @@ async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_async_from_many_tasks() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .queue_capacity(4)
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b.queue_capacity(4));
     let tasks: Vec<_> = (0..8u64)
         .map(|t| {
             let w = rt.writer();

@@ -13,10 +13,7 @@ use rwlog::{Error, Expected, Position, Recorded, Runtime, View};
 
 #[test]
 fn a_conflict_changes_nothing_and_spares_the_rest_of_its_batch() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let w = rt.writer();
     w.append_batch("a", [add(1, 1), add(1, 1)]).unwrap();
     let before: Vec<_> = rt.log().read_all(..).map(|e| e.id()).collect();
@@ -138,10 +135,7 @@ fn a_full_queue_gives_full_to_try_append_and_nothing_is_written() {
 
 #[test]
 fn unknown_views_and_wrong_types_are_typed_errors() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     assert!(
         matches!(rt.reader::<Sums>("nope"), Err(Error::UnknownView { name }) if name == "nope")
     );
@@ -236,10 +230,7 @@ fn a_panicking_view_fails_alone() {
 
 #[test]
 fn time_travel_out_of_range_is_a_clear_error() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     assert!(matches!(
         rt.view_at::<Sums>("sums", Position(1)),
         Err(Error::PositionOutOfRange {

@@ -206,7 +206,7 @@ proptest! {
     /// views equal to a plain Vec-of-events model folded sequentially.
     #[test]
     fn appends_match_a_sequential_model(ops in proptest::collection::vec(op(), 1..60), max_batch in 1usize..8) {
-        let rt = Runtime::<Add>::builder().view("sums", Sums::default()).max_batch(max_batch).build().unwrap();
+        let rt = domain::sums_runtime(|b| b.max_batch(max_batch));
         let w = rt.writer();
         let mut model: Vec<(String, Add)> = Vec::new();
         let mut versions: HashMap<String, u64> = HashMap::new();

@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use domain::{add, held_runtime, wait_for_head, Add, Held, Sums, HOLD};
-use rwlog::{Error, Position, Runtime, Staleness};
+use domain::{add, held_runtime, wait_for_head, Held, Sums, HOLD};
+use rwlog::{Error, Position, Staleness};
 
 #[test]
 fn at_least_waits_for_the_view_to_reach_the_position() {
@@ -57,10 +57,7 @@ fn strong_includes_the_in_flight_batch() {
 
 #[test]
 fn strong_sees_an_append_acknowledged_on_another_thread_just_before() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let (tx, rx) = mpsc::sync_channel::<(u64, Position)>(0);
     let w = rt.writer();
     let writer = thread::spawn(move || {
@@ -129,10 +126,7 @@ fn bounded_waits_only_when_the_newest_snapshot_is_too_stale() {
 
 #[test]
 fn at_least_beyond_the_head_is_an_error_and_at_least_timeout_waits_for_it() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let r = rt.reader::<Sums>("sums").unwrap();
     assert!(matches!(
         r.at_least(Position(1)),

@@ -8,15 +8,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use domain::{add, held_runtime, wait_for_head, Add, Held, Sums, HOLD};
-use rwlog::{Position, Runtime};
+use domain::{add, held_runtime, wait_for_head, Held, Sums, HOLD};
+use rwlog::Position;
 
 #[test]
 fn a_reader_keeping_a_snapshot_forever_does_not_stop_writers() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let w = rt.writer();
     let r = rt.reader::<Sums>("sums").unwrap();
     w.append("s", add(1, 1)).unwrap();
@@ -55,10 +52,7 @@ fn a_reader_keeping_a_snapshot_forever_does_not_stop_writers() {
 
 #[test]
 fn the_spare_is_reused_when_no_reader_holds_it() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let w = rt.writer();
     let r = rt.reader::<Sums>("sums").unwrap();
     for i in 0..500 {

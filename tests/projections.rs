@@ -130,10 +130,7 @@ fn a_durable_projection_resumes_after_a_reopen_and_redelivers_at_most_since_its_
 
 #[test]
 fn a_failing_projection_is_isolated() {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", domain::Sums::default())
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b);
     let good_seen = Arc::new(Mutex::new(Vec::new()));
     let good = rt.projection("good", recorder(&good_seen)).unwrap();
     let bad = rt

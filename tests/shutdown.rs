@@ -8,15 +8,11 @@ mod domain;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use domain::{add, Add, Sums};
-use rwlog::{Error, Position, Runtime};
+use domain::{add, Sums};
+use rwlog::{Error, Position};
 
 fn race(drop_instead: bool) {
-    let rt = Runtime::<Add>::builder()
-        .view("sums", Sums::default())
-        .queue_capacity(64)
-        .build()
-        .unwrap();
+    let rt = domain::sums_runtime(|b| b.queue_capacity(64));
     let reader = rt.reader::<Sums>("sums").unwrap();
     let start = Arc::new(Barrier::new(5));
     let writers: Vec<_> = (0..4u64)

@@ -432,20 +432,17 @@ impl Writes for Private {
     fn flush(&mut self) {}
 }
 
-/// A fast, deterministic key generator (xorshift), one per thread.
-pub struct Keys(u64);
+include!("../../tests/support/rng.rs");
+
+/// A fast, deterministic key generator, one per thread.
+pub struct Keys(Rng);
 
 impl Keys {
     pub fn new(seed: u64) -> Keys {
-        Keys(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Keys(Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1))
     }
 
     pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % KEYS
+        self.0.below(KEYS)
     }
 }

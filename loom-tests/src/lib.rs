@@ -41,7 +41,7 @@ static FIRST_PANIC: AtomicBool = AtomicBool::new(true);
 /// code touches loom objects mid-panic and loom aborts the process. The
 /// child's panic hook reports the first failure before that can happen.
 /// In the child this function does not return.
-pub fn expect_caught(
+fn expect_caught(
     test: &str,
     name: &str,
     model: impl Fn() + Sync + Send + 'static,
@@ -82,13 +82,50 @@ pub fn expect_caught(
     (count.parse().unwrap_or(0), message.to_owned())
 }
 
+/// Checks a model the standard way: first its broken variant (`model(true)`,
+/// one protocol step broken), which loom must catch, then the model itself
+/// (`model(false)`) over every interleaving; prints a line for each.
+/// `test` is the calling test's name (the broken variant re-runs it in a
+/// child process), `subject` what the model runs ("rwlog", "RwLock").
+pub fn check_model(
+    test: &str,
+    title: &str,
+    subject: &str,
+    broken: &str,
+    model: impl Fn(bool) + Clone + Sync + Send + 'static,
+) {
+    let variant = model.clone();
+    let caught = expect_caught(test, broken, move || variant(true));
+    report_caught(title, &format!("broken: {broken}"), caught);
+    report(title, subject, explore(move || model(false)));
+}
+
+/// [`check_model`] for a model of rwlog's runtime: its broken variant runs
+/// with the faults `breaks` sets. Every model file ends with this call, the
+/// same shape each time (a deliberate mirror).
+pub fn check_runtime_model(
+    test: &str,
+    title: &str,
+    broken: &str,
+    breaks: fn(&mut rwlog::Faults),
+    model: fn(rwlog::Faults),
+) {
+    check_model(test, title, "rwlog", broken, move |broken| {
+        let mut faults = rwlog::Faults::default();
+        if broken {
+            breaks(&mut faults);
+        }
+        model(faults)
+    });
+}
+
 /// Prints a model's interleaving count (shown with `--nocapture`).
 pub fn report(model: &str, variant: &str, interleavings: usize) {
     println!("loom: {model:<24} {variant:<32} {interleavings:>7} interleavings");
 }
 
 /// Prints what loom reported for a broken variant.
-pub fn report_caught(model: &str, variant: &str, (interleavings, message): (usize, String)) {
+fn report_caught(model: &str, variant: &str, (interleavings, message): (usize, String)) {
     let short: String = message.chars().take(70).collect();
     println!("loom: {model:<24} {variant:<32} caught after {interleavings} interleavings: {short}");
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use rwlog::{Faults, Position, Runtime};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
+use rwlog_loom_tests::{check_runtime_model, Note};
 
 fn model(faults: Faults) {
     let rt = Arc::new(Runtime::<Note>::builder().faults(faults).build().unwrap());
@@ -44,16 +44,11 @@ fn model(faults: Faults) {
 /// One test per file: loom models must not run in parallel in one process.
 #[test]
 fn log_head_model() {
-    let caught = expect_caught("log_head_model", "relaxed head store", || {
-        model(Faults {
-            relaxed_head: true,
-            ..Faults::default()
-        })
-    });
-    report_caught("log head vs slots", "broken: relaxed head store", caught);
-    report(
+    check_runtime_model(
+        "log_head_model",
         "log head vs slots",
-        "rwlog",
-        explore(|| model(Faults::default())),
+        "relaxed head store",
+        |f| f.relaxed_head = true,
+        model,
     );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use rwlog::{Faults, Position, Recorded, Runtime, View};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
+use rwlog_loom_tests::{check_runtime_model, Note};
 
 /// Every payload, in order: the fold that shows any torn or reordered state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63,16 +63,11 @@ fn model(faults: Faults) {
 /// One test per file: loom models must not run in parallel in one process.
 #[test]
 fn publication_model() {
-    let caught = expect_caught("publication_model", "torn publish", || {
-        model(Faults {
-            torn_publish: true,
-            ..Faults::default()
-        })
-    });
-    report_caught("view publication", "broken: torn publish", caught);
-    report(
+    check_runtime_model(
+        "publication_model",
         "view publication",
-        "rwlog",
-        explore(|| model(Faults::default())),
+        "torn publish",
+        |f| f.torn_publish = true,
+        model,
     );
 }

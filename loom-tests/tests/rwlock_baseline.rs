@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use loom::sync::RwLock;
 use loom::thread;
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught};
+use rwlog_loom_tests::check_model;
 
 /// A balance moved between two accounts: `a + b` is always 100.
 struct State {
@@ -63,7 +63,11 @@ fn model(torn_reads: bool) {
 /// One test per file: loom models must not run in parallel in one process.
 #[test]
 fn rwlock_baseline_model() {
-    let caught = expect_caught("rwlock_baseline_model", "torn reads", || model(true));
-    report_caught("RwLock baseline", "broken: two read locks", caught);
-    report("RwLock baseline", "RwLock", explore(|| model(false)));
+    check_model(
+        "rwlock_baseline_model",
+        "RwLock baseline",
+        "RwLock",
+        "two read locks",
+        model,
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use rwlog::{Error, Faults, Position, Runtime};
-use rwlog_loom_tests::{expect_caught, explore, report, report_caught, Note};
+use rwlog_loom_tests::{check_runtime_model, Note};
 
 fn model(faults: Faults) {
     let rt = Arc::new(Runtime::<Note>::builder().faults(faults).build().unwrap());
@@ -30,16 +30,11 @@ fn model(faults: Faults) {
 /// One test per file: loom models must not run in parallel in one process.
 #[test]
 fn shutdown_model() {
-    let caught = expect_caught("shutdown_model", "unguarded gate", || {
-        model(Faults {
-            unguarded_gate: true,
-            ..Faults::default()
-        })
-    });
-    report_caught("shutdown drains", "broken: unguarded gate", caught);
-    report(
+    check_runtime_model(
+        "shutdown_model",
         "shutdown drains",
-        "rwlog",
-        explore(|| model(Faults::default())),
+        "unguarded gate",
+        |f| f.unguarded_gate = true,
+        model,
     );
 }

@@ -10,33 +10,18 @@ use crate::event::{Batch, Event, Recorded};
 use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::log::Log;
-use crate::position::Position;
 use crate::projection::Checkpoints;
 use crate::sequencer::Sequencer;
 use crate::storage::{
-    self, CheckpointFiles, DirInfo, DirOptions, LogFacts, RecoveryReport, SnapshotFiles, Storage,
-    Store, Upcasters,
+    self, CheckpointFiles, DirInfo, DirOptions, RecoveryReport, Storage, Store, Upcasters,
 };
 use crate::sync::channel::{bounded, Receiver};
 use crate::sync::{thread, Arc, Mutex};
-use crate::view::{AnyView, Persist, Publisher, Snapshot, View, ViewDriver, ViewState};
+use crate::view::View;
 use crate::write::Msg;
 
+use super::views::{self, ViewFactory, ViewSetup};
 use super::Runtime;
-
-/// What a view needs to start: its settings, and the events recovered from
-/// disk (empty for an in-memory log) to catch up on.
-struct ViewSetup<'a, E> {
-    every: u64,
-    spares: usize,
-    faults: Faults,
-    recovered: &'a [Recorded<E>],
-    /// The log directory, for views whose snapshots persist.
-    dir: Option<&'a DirInfo>,
-}
-
-type ViewFactory<E> =
-    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn AnyView>)>>;
 
 /// What opening a log directory gives the builder.
 struct Opened<E> {
@@ -121,27 +106,15 @@ impl<E: Event> Builder<E> {
     /// Registers a view under `name`, starting from `initial`.
     pub fn view<V: View<E>>(mut self, name: impl Into<String>, initial: V) -> Self {
         let name = name.into();
-        let shared_name: Arc<str> = Arc::from(name.as_str());
-        let factory: ViewFactory<E> = Box::new(move |setup| {
-            let shared = ViewState::new(shared_name, initial, setup.every);
-            shared.recover(None, setup.recovered);
-            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
-                Arc::clone(&shared),
-                setup.spares,
-                setup.faults,
-                None,
-            ));
-            Ok((driver, shared as Arc<dyn AnyView>))
-        });
-        self.views.push((name, factory));
+        self.views
+            .push((name.clone(), views::in_memory(&name, initial)));
         self
     }
 
     /// The most events the sequencer takes into one batch (default 1024).
     /// One append is never split, so a batch can exceed this by one append.
-    pub fn max_batch(mut self, n: usize) -> Self {
-        self.max_batch = n;
-        self
+    pub fn max_batch(self, n: usize) -> Self {
+        self.with(|b| b.max_batch = n)
     }
 
     /// How many appends may wait in the queue before writers wait for room
@@ -154,17 +127,15 @@ impl<E: Event> Builder<E> {
     /// lot: a writer that finds the queue full, or a sequencer that finds
     /// it empty, sleeps, and may then wait a whole time slice for a core, so
     /// each hand-off should carry more (BENCHMARKS.md measures one case).
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.queue_capacity = n;
-        self
+    pub fn queue_capacity(self, n: usize) -> Self {
+        self.with(|b| b.queue_capacity = n)
     }
 
     /// Keeps a snapshot of every view about every `n` events, for time
     /// travel (default 0: none; time travel then replays from the start).
     /// Each snapshot is a clone of the view's state, kept in memory.
-    pub fn snapshot_every(mut self, n: u64) -> Self {
-        self.snapshot_every = n;
-        self
+    pub fn snapshot_every(self, n: u64) -> Self {
+        self.with(|b| b.snapshot_every = n)
     }
 
     /// The most spare copies of each view's state (default 2, at least 1).
@@ -174,16 +145,19 @@ impl<E: Event> Builder<E> {
     /// copy; with several spares another is free, and the sequencer need not
     /// clone the state. Spares are made only when needed: a view whose
     /// readers never pin a copy keeps one. Memory: up to `1 + n` copies.
-    pub fn spare_copies(mut self, n: usize) -> Self {
-        self.spare_copies = n;
-        self
+    pub fn spare_copies(self, n: usize) -> Self {
+        self.with(|b| b.spare_copies = n)
     }
 
     /// Breaks one protocol step on purpose, for loom's broken-variant
     /// models (`--cfg loom` builds only).
     #[cfg(loom)]
-    pub fn faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
+    pub fn faults(self, faults: Faults) -> Self {
+        self.with(|b| b.faults = faults)
+    }
+
+    fn with(mut self, set: impl FnOnce(&mut Self)) -> Self {
+        set(&mut self);
         self
     }
 
@@ -193,15 +167,13 @@ impl<E: Event> Builder<E> {
     /// remembered append also carried is not written again: it is
     /// acknowledged with the original append's position and version. After
     /// a reopen, the newest `n` events are remembered one by one.
-    pub fn dedupe_window(mut self, n: usize) -> Self {
-        self.dedupe_window = n;
-        self
+    pub fn dedupe_window(self, n: usize) -> Self {
+        self.with(|b| b.dedupe_window = n)
     }
 
     /// The most events one append may carry (default 65536).
-    pub fn max_append_events(mut self, n: usize) -> Self {
-        self.max_append_events = n;
-        self
+    pub fn max_append_events(self, n: usize) -> Self {
+        self.with(|b| b.max_append_events = n)
     }
 
     /// Starts the sequencer thread.
@@ -232,7 +204,14 @@ impl<E: Event> Builder<E> {
         let recovered: Batch<E> = Arc::new(events);
         let log = Log::new(settings.faults);
         log.append(&recovered);
-        let (drivers, views) = start_views(self.views, &settings, &recovered, dir.as_ref())?;
+        let setup = ViewSetup {
+            every: settings.snapshot_every,
+            spares: settings.spare_copies,
+            faults: settings.faults,
+            recovered: &recovered,
+            dir: dir.as_ref(),
+        };
+        let (drivers, views) = views::start_all(self.views, &setup)?;
         drop(recovered);
         let hub = Arc::new(Hub::new(log, settings.faults));
         let (tx, rx) = bounded(self.queue_capacity);
@@ -317,31 +296,6 @@ fn open_storage<E>(
         "recovered the log"
     );
     Ok(opened)
-}
-
-/// Starts every view from the recovered events: the sequencer's side of
-/// each, and the runtime's.
-#[allow(clippy::type_complexity)]
-fn start_views<E>(
-    factories: Vec<(String, ViewFactory<E>)>,
-    settings: &Settings,
-    recovered: &[Recorded<E>],
-    dir: Option<&DirInfo>,
-) -> Result<(Vec<Box<dyn ViewDriver<E>>>, Vec<Arc<dyn AnyView>>)> {
-    let mut drivers = Vec::with_capacity(factories.len());
-    let mut views = Vec::with_capacity(factories.len());
-    for (_, factory) in factories {
-        let (driver, view) = factory(ViewSetup {
-            every: settings.snapshot_every,
-            spares: settings.spare_copies,
-            faults: settings.faults,
-            recovered,
-            dir,
-        })?;
-        drivers.push(driver);
-        views.push(view);
-    }
-    Ok((drivers, views))
 }
 
 /// Runs the sequencer on a thread of its own, with the guard that answers
@@ -430,54 +384,11 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
         V: View<E> + Serialize + DeserializeOwned,
     {
         let name = name.into();
-        let shared_name: Arc<str> = Arc::from(name.as_str());
         self.file_names.push(name.clone());
-        let factory: ViewFactory<E> = Box::new(move |setup| {
-            let shared = ViewState::new(Arc::clone(&shared_name), initial, setup.every);
-            let files = setup.dir.map(|info| SnapshotFiles::new(info, &shared_name));
-            let base = match (&files, setup.dir) {
-                (Some(files), Some(info)) => newest_snapshot::<V, E>(files, info, setup.recovered)?,
-                _ => None,
-            };
-            shared.recover(base, setup.recovered);
-            let persist = files.map(|files| -> Persist<V> {
-                Box::new(move |s: &Snapshot<V>, event_id| {
-                    files.write(s.position, event_id, &s.state)
-                })
-            });
-            let driver: Box<dyn ViewDriver<E>> = Box::new(Publisher::<V, E>::new(
-                Arc::clone(&shared),
-                setup.spares,
-                setup.faults,
-                persist,
-            ));
-            Ok((driver, shared as Arc<dyn AnyView>))
-        });
-        self.views.push((name, factory));
+        self.views
+            .push((name.clone(), views::persisted(&name, initial)));
         self
     }
-}
-
-/// The newest snapshot on disk that fits the recovered log.
-fn newest_snapshot<V, E>(
-    files: &SnapshotFiles,
-    info: &DirInfo,
-    recovered: &[Recorded<E>],
-) -> Result<Option<Snapshot<V>>>
-where
-    V: View<E> + DeserializeOwned,
-{
-    let id_at = |p: Position| {
-        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
-        recovered.get(i).map(|e| e.id)
-    };
-    let facts = LogFacts {
-        log_id: info.log_id,
-        head: Position(recovered.len() as u64),
-        id_at: &id_at,
-    };
-    let loaded = files.load_newest::<V>(&facts)?;
-    Ok(loaded.map(|(position, state)| Snapshot { position, state }))
 }
 
 /// Runs when the sequencer thread ends, normally or by a panic: no writer

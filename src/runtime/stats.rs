@@ -6,7 +6,7 @@ use crate::projection::ProjectionState;
 use crate::sync::Arc;
 use crate::view::AnyView;
 
-/// A picture of the runtime's counters, from [`Runtime::stats`].
+/// A picture of the runtime's counters, from [`Runtime::stats`](crate::Runtime::stats).
 ///
 /// ```
 /// use rwlog::{Event, Recorded, Runtime, View};

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::position::Position;
 
+use super::claim::{Claim, ClaimFile, LogFacts, Verdict};
 use super::files;
 use super::lock::DirLock;
-use super::scan::{Claim, ClaimFile, LogFacts, Verdict};
 use super::DirInfo;
 
 const MAGIC: &[u8; 8] = b"RWLOGCKP";

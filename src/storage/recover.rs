@@ -15,13 +15,14 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
 use crate::position::Position;
 
+use super::claim::LogFacts;
 use super::config::{DirOptions, Durability, RecoveryMode};
 use super::files;
 use super::frame;
 use super::lock::DirLock;
 use super::read::{corrupt, Plan, Reading};
 use super::report::RecoveryReport;
-use super::scan::{self, LogFacts};
+use super::scan;
 use super::segment::SegmentWriter;
 use super::upcast::Upcasters;
 use super::{identity, DirInfo};

@@ -21,9 +21,9 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::position::Position;
 
+use super::claim::{Claim, ClaimFile, LogFacts, Verdict};
 use super::codec::{self, CODEC_BINCODE2};
 use super::files;
-use super::scan::{Claim, ClaimFile, LogFacts, Verdict};
 use super::DirInfo;
 
 const MAGIC: &[u8; 8] = b"RWLOGSNP";

@@ -2,9 +2,13 @@
 //! and stand-ins built from them for the crates loom cannot see inside
 //! (arc-swap, crossbeam-channel, dashmap) and for `OnceLock`. Each stand-in
 //! keeps the semantics rwlog relies on, with every synchronizing step visible
-//! to loom. `Arc` stays std's: loom's cannot coerce to trait objects on
-//! stable Rust, and rwlog uses `Arc` only as a reference count, never as a
-//! synchronization point of its own protocols.
+//! to loom. `Arc` stays std's, because loom's cannot coerce to trait
+//! objects on stable Rust. rwlog does synchronize through it in two places:
+//! a spare view copy and an ack cell are reused once `Arc::get_mut` finds
+//! no other owner, which acquires what every other owner's drop released.
+//! loom cannot see std's reference count, so the models take that step of
+//! std on trust (it is std's documented guarantee); the publication model
+//! still explores every interleaving of the loads and swaps around it.
 
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use loom::sync::{Condvar as RawCondvar, Mutex as RawMutex, MutexGuard};
@@ -194,6 +198,17 @@ pub(crate) mod channel {
         fn lock(&self) -> MutexGuard<'_, State<T>> {
             self.state.lock()
         }
+
+        /// One end's handle is gone: count it out, and wake the other end
+        /// once the last is gone.
+        fn leave(&self, count: impl FnOnce(&mut State<T>) -> &mut usize, other_end: &Condvar) {
+            let mut s = self.lock();
+            let n = count(&mut s);
+            *n -= 1;
+            if *n == 0 {
+                other_end.notify_all();
+            }
+        }
     }
 
     pub(crate) struct Sender<T>(Arc<Chan<T>>);
@@ -271,11 +286,8 @@ pub(crate) mod channel {
 
     impl<T> Drop for Sender<T> {
         fn drop(&mut self) {
-            let mut s = self.0.lock();
-            s.senders -= 1;
-            if s.senders == 0 {
-                self.0.not_empty.notify_all();
-            }
+            // The last sender gone wakes receivers to see the disconnect.
+            self.0.leave(|s| &mut s.senders, &self.0.not_empty);
         }
     }
 
@@ -316,11 +328,7 @@ pub(crate) mod channel {
 
     impl<T> Drop for Receiver<T> {
         fn drop(&mut self) {
-            let mut s = self.0.lock();
-            s.receivers -= 1;
-            if s.receivers == 0 {
-                self.0.not_full.notify_all();
-            }
+            self.0.leave(|s| &mut s.receivers, &self.0.not_full);
         }
     }
 }

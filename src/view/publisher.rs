@@ -108,9 +108,10 @@ impl<V: View<E>, E> Publisher<V, E> {
             YIELDS
         };
         for _ in 0..patience {
-            // arc-swap turns every reader's outstanding borrow of a replaced
-            // value into a real reference count when it is swapped out, so
-            // `get_mut` is honest about readers.
+            // A copy `swap` returned is an owned `Arc`: while any reader's
+            // guard still borrows it, it is not uniquely held (or arc-swap's
+            // safe API would hand out `&mut` to a value being read, which is
+            // unsound), so `get_mut` succeeds only once no reader has it.
             if let Some(free) = (0..self.spares.len())
                 .rev()
                 .find(|&k| Arc::get_mut(&mut self.spares[k]).is_some())

@@ -112,8 +112,8 @@ struct AckCell {
     /// Set (Release) once `state` is `Done`, so waiters can poll it without
     /// the lock before they park.
     done: AtomicBool,
-    /// Set (Release) when the ticket is dropped: nobody will read the
-    /// answer, so the sequencer may skip storing it.
+    /// Set when the ticket is dropped (a hint: nobody will read the
+    /// answer, so the sequencer may skip storing it).
     ticket_gone: AtomicBool,
 }
 
@@ -223,26 +223,24 @@ mod cells {
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Ticket {
-    shared: Arc<AckCell>,
+    cell: Arc<AckCell>,
 }
 
 impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let done = !matches!(*self.shared.lock(), State::Pending { .. });
+        let done = !matches!(*self.cell.lock(), State::Pending { .. });
         f.debug_struct("Ticket").field("done", &done).finish()
     }
 }
 
 impl Ticket {
     pub(crate) fn pair() -> (Ticket, Reply) {
-        let shared = cells::take();
+        let cell = cells::take();
         (
             Ticket {
-                shared: Arc::clone(&shared),
+                cell: Arc::clone(&cell),
             },
-            Reply {
-                shared: Some(shared),
-            },
+            Reply { cell: Some(cell) },
         )
     }
 
@@ -258,15 +256,15 @@ impl Ticket {
 
     /// The result if the append is done, without waiting.
     pub fn try_wait(&self) -> Option<Result<Appended>> {
-        let mut state = self.shared.lock();
+        let mut state = self.cell.lock();
         take_done(&mut state)
     }
 
     fn wait_deadline(&self, deadline: Option<std::time::Instant>) -> Option<Result<Appended>> {
         // Acks usually come within microseconds: poll briefly before paying
         // for a park and a wake-up.
-        poll_briefly(&self.shared.done);
-        let mut state = self.shared.lock();
+        poll_briefly(&self.cell.done);
+        let mut state = self.cell.lock();
         loop {
             if let Some(r) = take_done(&mut state) {
                 return Some(r);
@@ -275,13 +273,13 @@ impl Ticket {
                 *waiting = true;
             }
             state = match deadline {
-                None => self.shared.cv.wait(state),
+                None => self.cell.cv.wait(state),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         return None;
                     }
-                    self.shared.cv.wait_timeout(state, d - now)
+                    self.cell.cv.wait_timeout(state, d - now)
                 }
             };
         }
@@ -301,8 +299,8 @@ fn take_done(state: &mut State) -> Option<Result<Appended>> {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        // Release pairs with the Acquire load in `resolve`.
-        self.shared.ticket_gone.store(true, Ordering::Release);
+        // Relaxed: a hint to `resolve`, which publishes nothing.
+        self.cell.ticket_gone.store(true, Ordering::Relaxed);
     }
 }
 
@@ -310,7 +308,7 @@ impl Future for Ticket {
     type Output = Result<Appended>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.lock();
+        let mut state = self.cell.lock();
         if let Some(r) = take_done(&mut state) {
             return Poll::Ready(r);
         }
@@ -327,33 +325,34 @@ impl Future for Ticket {
 /// The sequencer's end of a [`Ticket`]. Dropped without an answer (the
 /// runtime went away), it answers [`Error::Closed`], so no waiter hangs.
 pub(crate) struct Reply {
-    shared: Option<Arc<AckCell>>,
+    cell: Option<Arc<AckCell>>,
 }
 
 impl Reply {
     pub(crate) fn send(mut self, result: Result<Appended>) {
-        if let Some(shared) = self.shared.take() {
-            resolve(shared, result);
+        if let Some(cell) = self.cell.take() {
+            resolve(cell, result);
         }
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            resolve(shared, Err(Error::Closed));
+        if let Some(cell) = self.cell.take() {
+            resolve(cell, Err(Error::Closed));
         }
     }
 }
 
-fn resolve(shared: Arc<AckCell>, result: Result<Appended>) {
+fn resolve(cell: Arc<AckCell>, result: Result<Appended>) {
     // The ticket is gone (submitted and dropped): nobody can see the
     // answer, so skip the lock. (Not the reference count: a pool that
-    // outlived its thread, or not, changes it.)
-    if shared.ticket_gone.load(Ordering::Acquire) {
+    // outlived its thread, or not, changes it.) Relaxed: only the flag is
+    // read; the cell is reused only through `Arc::get_mut`.
+    if cell.ticket_gone.load(Ordering::Relaxed) {
         return;
     }
-    let mut state = shared.lock();
+    let mut state = cell.lock();
     let (waiting, waker) = match std::mem::replace(&mut *state, State::Done(result)) {
         State::Pending { waiting, waker } => (waiting, waker),
         other => {
@@ -362,11 +361,11 @@ fn resolve(shared: Arc<AckCell>, result: Result<Appended>) {
         }
     };
     // Release pairs with the Acquire poll in `Ticket::wait_deadline`.
-    shared.done.store(true, Ordering::Release);
+    cell.done.store(true, Ordering::Release);
     drop(state);
     // Waking costs a system call: only when someone waits.
     if waiting {
-        shared.cv.notify_all();
+        cell.cv.notify_all();
     }
     if let Some(w) = waker {
         w.wake();

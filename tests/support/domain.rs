@@ -76,22 +76,15 @@ pub fn prefix_checksums(events: &[EventRef<Add>]) -> Vec<Checksum> {
     out
 }
 
-/// A deterministic xorshift generator, so failures replay from their seed.
-pub struct Rng(pub u64);
+include!("rng.rs");
 
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// A runtime whose only view is a [`Sums`] named "sums", configured further
+/// by `configure`: the runtime most tests start from.
+pub fn sums_runtime(
+    configure: impl FnOnce(rwlog::Builder<Add>) -> rwlog::Builder<Add>,
+) -> rwlog::Runtime<Add> {
+    let builder = rwlog::Runtime::<Add>::builder().view("sums", Sums::default());
+    configure(builder).build().unwrap()
 }
 
 /// A key that makes [`Held`] block in `apply` until its valve opens.

@@ -1,0 +1,113 @@
+//! Starting the views: each from its newest usable snapshot (persisted
+//! views) or its initial state, caught up with the recovered log.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::event::Recorded;
+use crate::faults::Faults;
+use crate::position::Position;
+use crate::storage::{DirInfo, LogFacts, SnapshotFiles};
+use crate::sync::Arc;
+use crate::view::{AnyView, Persist, Publisher, Snapshot, View, ViewDriver, ViewState};
+
+/// What a view needs to start: its settings, and the events recovered from
+/// disk (empty for an in-memory log) to catch up on.
+pub(super) struct ViewSetup<'a, E> {
+    pub(super) every: u64,
+    pub(super) spares: usize,
+    pub(super) faults: Faults,
+    pub(super) recovered: &'a [Recorded<E>],
+    /// The log directory, for views whose snapshots persist.
+    pub(super) dir: Option<&'a DirInfo>,
+}
+
+/// Starts one view.
+pub(super) type ViewFactory<E> =
+    Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn AnyView>)>>;
+
+/// A started view: the sequencer's side, and the runtime's.
+type Started<E> = (Box<dyn ViewDriver<E>>, Arc<dyn AnyView>);
+
+/// A view whose state lives in memory only.
+pub(super) fn in_memory<V: View<E>, E: Send + Sync + 'static>(
+    name: &str,
+    initial: V,
+) -> ViewFactory<E> {
+    let name: Arc<str> = Arc::from(name);
+    Box::new(move |setup| Ok(start(name, initial, setup, None, None)))
+}
+
+/// A view whose snapshots are also written to the log's directory, and
+/// which starts from the newest one that fits the recovered log.
+pub(super) fn persisted<V, E>(name: &str, initial: V) -> ViewFactory<E>
+where
+    V: View<E> + Serialize + DeserializeOwned,
+    E: Send + Sync + 'static,
+{
+    let name: Arc<str> = Arc::from(name);
+    Box::new(move |setup| {
+        let Some(info) = setup.dir else {
+            return Ok(start(name, initial, setup, None, None));
+        };
+        let files = SnapshotFiles::new(info, &name);
+        let base = newest_snapshot::<V, E>(&files, info, setup.recovered)?;
+        let persist: Persist<V> =
+            Box::new(move |s: &Snapshot<V>, event_id| files.write(s.position, event_id, &s.state));
+        Ok(start(name, initial, setup, base, Some(persist)))
+    })
+}
+
+/// Brings a view up to the recovered log from `base` (or `initial`).
+fn start<V: View<E>, E: Send + Sync + 'static>(
+    name: Arc<str>,
+    initial: V,
+    setup: ViewSetup<'_, E>,
+    base: Option<Snapshot<V>>,
+    persist: Option<Persist<V>>,
+) -> Started<E> {
+    let state = ViewState::new(name, initial, setup.every);
+    state.recover(base, setup.recovered);
+    let publisher = Publisher::<V, E>::new(Arc::clone(&state), setup.spares, setup.faults, persist);
+    (Box::new(publisher), state)
+}
+
+/// Starts every view from the recovered events: the sequencer's side of
+/// each, and the runtime's.
+#[allow(clippy::type_complexity)]
+pub(super) fn start_all<E>(
+    factories: Vec<(String, ViewFactory<E>)>,
+    setup: &ViewSetup<'_, E>,
+) -> Result<(Vec<Box<dyn ViewDriver<E>>>, Vec<Arc<dyn AnyView>>)> {
+    let mut drivers = Vec::with_capacity(factories.len());
+    let mut views = Vec::with_capacity(factories.len());
+    for (_, factory) in factories {
+        let (driver, view) = factory(ViewSetup { ..*setup })?;
+        drivers.push(driver);
+        views.push(view);
+    }
+    Ok((drivers, views))
+}
+
+/// The newest snapshot on disk that fits the recovered log.
+fn newest_snapshot<V, E>(
+    files: &SnapshotFiles,
+    info: &DirInfo,
+    recovered: &[Recorded<E>],
+) -> Result<Option<Snapshot<V>>>
+where
+    V: View<E> + DeserializeOwned,
+{
+    let id_at = |p: Position| {
+        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
+        recovered.get(i).map(|e| e.id)
+    };
+    let facts = LogFacts {
+        log_id: info.log_id,
+        head: Position(recovered.len() as u64),
+        id_at: &id_at,
+    };
+    let loaded = files.load_newest::<V>(&facts)?;
+    Ok(loaded.map(|(position, state)| Snapshot { position, state }))
+}
