@@ -20,6 +20,9 @@ pub struct Faults {
     pub lost_wakeup: bool,
     /// Let writers through the shutdown gate without announcing themselves.
     pub unguarded_gate: bool,
+    /// Release the sequencer role without looking at the queue again, so a
+    /// command queued meanwhile can be stranded.
+    pub unchecked_release: bool,
 }
 
 /// No faults: normal builds cannot break anything on purpose. (A field, not
@@ -44,6 +47,9 @@ impl Faults {
     pub(crate) const fn unguarded_gate(self) -> bool {
         false
     }
+    pub(crate) const fn unchecked_release(self) -> bool {
+        false
+    }
 }
 
 #[cfg(loom)]
@@ -59,5 +65,8 @@ impl Faults {
     }
     pub(crate) fn unguarded_gate(self) -> bool {
         self.unguarded_gate
+    }
+    pub(crate) fn unchecked_release(self) -> bool {
+        self.unchecked_release
     }
 }

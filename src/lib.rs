@@ -166,6 +166,7 @@ pub use position::{Expected, Position, StreamId};
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use read::{CachedReader, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
+pub use sequencer::Sequencing;
 #[doc(hidden)]
 pub use storage::InjectedFault;
 pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};

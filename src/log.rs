@@ -76,6 +76,16 @@ impl<E> Log<E> {
         // One update of the shared index per stream in the batch, however
         // its events interleave with other streams' (each update takes a
         // shard lock); each stream's positions stay in order.
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+            if first.stream == last.stream && batch.iter().all(|r| r.stream == first.stream) {
+                // One stream (one append, or several to the same stream).
+                let new = batch.iter().map(|r| r.position);
+                self.streams
+                    .update(&first.stream, |positions| positions.extend(new));
+                self.slots.append(batch);
+                return;
+            }
+        }
         let mut by_stream: HashMap<&StreamId, Vec<Position>, foldhash::fast::RandomState> =
             HashMap::default();
         for run in batch.chunk_by(|a, b| a.stream == b.stream) {
@@ -86,7 +96,7 @@ impl<E> Log<E> {
         }
         for (stream, new) in by_stream {
             self.streams
-                .update(stream.clone(), |positions| positions.extend(new));
+                .update(stream, |positions| positions.extend(new));
         }
         self.slots.append(batch);
     }

@@ -19,12 +19,13 @@ use crate::log::Log;
 use crate::position::Position;
 use crate::projection::{Checkpoints, Projection, ProjectionOptions, ProjectionState, Projector};
 use crate::read::{Reader, Timeline};
+use crate::sequencer::Combiner;
 use crate::storage::RecoveryReport;
 use crate::subscription::Subscription;
 use crate::sync::channel::Sender;
 use crate::sync::{self, thread, Arc, Mutex};
 use crate::view::{AnyView, Snapshot, View, ViewState};
-use crate::write::{Msg, Writer};
+use crate::write::{AppendCmd, Drain, Writer};
 
 /// An rwlog runtime: the log, its views and the sequencer thread.
 ///
@@ -74,7 +75,8 @@ pub struct Runtime<E: Event> {
     /// log's checkpoints hold its directory's lock).
     checkpoints: Mutex<Option<Arc<Checkpoints>>>,
     projections: Mutex<Vec<Arc<ProjectionState>>>,
-    tx: Sender<Msg<E>>,
+    tx: Sender<AppendCmd<E>>,
+    combiner: Arc<Combiner<E>>,
     views: Vec<Arc<dyn AnyView>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     max_append_events: usize,
@@ -93,30 +95,35 @@ impl<E: Event> fmt::Debug for Runtime<E> {
     }
 }
 
+/// What the builder starts a runtime with.
+pub(crate) struct Parts<E> {
+    pub(crate) hub: Arc<Hub<E>>,
+    pub(crate) tx: Sender<AppendCmd<E>>,
+    pub(crate) combiner: Arc<Combiner<E>>,
+    pub(crate) views: Vec<Arc<dyn AnyView>>,
+    pub(crate) thread: thread::JoinHandle<()>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
+    pub(crate) max_append_events: usize,
+    pub(crate) recovery: Option<RecoveryReport>,
+}
+
 impl<E: Event> Runtime<E> {
     /// A builder for a runtime whose events are `E`.
     pub fn builder() -> Builder<E> {
         Builder::new()
     }
 
-    pub(crate) fn new(
-        hub: Arc<Hub<E>>,
-        tx: Sender<Msg<E>>,
-        views: Vec<Arc<dyn AnyView>>,
-        thread: thread::JoinHandle<()>,
-        checkpoints: Arc<Checkpoints>,
-        max_append_events: usize,
-        recovery: Option<RecoveryReport>,
-    ) -> Runtime<E> {
+    pub(crate) fn new(parts: Parts<E>) -> Runtime<E> {
         Runtime {
-            hub,
-            checkpoints: Mutex::new(Some(checkpoints)),
+            hub: parts.hub,
+            checkpoints: Mutex::new(Some(parts.checkpoints)),
             projections: Mutex::new(Vec::new()),
-            tx,
-            views,
-            thread: Mutex::new(Some(thread)),
-            max_append_events,
-            recovery,
+            tx: parts.tx,
+            combiner: parts.combiner,
+            views: parts.views,
+            thread: Mutex::new(Some(parts.thread)),
+            max_append_events: parts.max_append_events,
+            recovery: parts.recovery,
         }
     }
 
@@ -125,6 +132,7 @@ impl<E: Event> Runtime<E> {
         Writer::new(
             self.tx.clone(),
             Arc::clone(&self.hub.gate),
+            Arc::clone(&self.combiner) as Arc<dyn Drain>,
             None,
             self.max_append_events,
         )
@@ -137,6 +145,7 @@ impl<E: Event> Runtime<E> {
         Writer::new(
             self.tx.clone(),
             Arc::clone(&self.hub.gate),
+            Arc::clone(&self.combiner) as Arc<dyn Drain>,
             Some(id),
             self.max_append_events,
         )
@@ -304,10 +313,11 @@ impl<E: Event> Runtime<E> {
         let handle = self.thread.lock().take();
         let Some(handle) = handle else { return Ok(()) };
         let _span = tracing::debug_span!("shutdown").entered();
-        self.hub.gate.close();
-        // Nothing can follow this marker into the queue (see `Gate`). If the
-        // sequencer already died, the send fails and the join reports it.
-        let _ = self.tx.send(Msg::Shutdown);
+        // Writers waiting for room in a full queue make it themselves (or the
+        // thread does): the wait ends. Then nothing enters the queue again
+        // (see `Gate`), and the thread drains it and ends.
+        self.hub.gate.close_draining(sync::yield_now);
+        self.combiner.close();
         let joined = handle
             .join()
             .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)));

@@ -1,14 +1,19 @@
-//! The sequencer: the one thread that orders every append.
+//! The sequencer: the one role that orders every append.
 //!
-//! It drains a batch of commands from the queue, checks each one's expected
-//! version, gives the accepted events contiguous positions and a timestamp,
-//! appends them to the log, folds them into every view and publishes each
-//! view once, then acknowledges the writers.
+//! Whoever holds the role (a writer, or the sequencer thread: see
+//! [`Combiner`]) drains a batch of commands from the queue, checks each
+//! one's expected version, gives the accepted events contiguous positions
+//! and a timestamp, appends them to the log, folds them into every view and
+//! publishes each view once, then acknowledges the writers.
 
 use std::collections::HashMap;
 
+mod combiner;
 mod dedupe;
 mod ids;
+
+pub(crate) use combiner::Combiner;
+pub use combiner::Sequencing;
 
 use crate::error::{Error, Result};
 use crate::event::Batch;
@@ -16,17 +21,13 @@ use crate::event::{Event, Recorded, Timestamp};
 use crate::hub::Hub;
 use crate::position::{Expected, Position, StreamId};
 use crate::storage::Store;
-use crate::sync::channel::{Receiver, TryRecvError};
-use crate::sync::{self, Arc};
+use crate::sync::channel::Receiver;
+use crate::sync::Arc;
 use crate::view::ViewDriver;
-use crate::write::{AppendCmd, Appended, Events, Msg, Reply};
+use crate::write::{AppendCmd, Appended, Events, Reply};
 
 use dedupe::Dedupe;
 use ids::Ids;
-
-/// How long the idle sequencer polls the queue before parking.
-const SPINS: u32 = sync::budget(128);
-const YIELDS: u32 = sync::budget(64);
 
 /// What every event of a batch is stamped with.
 struct Stamp {
@@ -38,6 +39,25 @@ struct Stamp {
     head: u64,
 }
 
+/// What a call of [`Sequencer::run_batch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The queue was empty.
+    Nothing,
+    /// A batch, and the queue was empty after it.
+    Emptied,
+    /// A batch of `max_batch` events: more may be queued.
+    Full,
+}
+
+/// Why the sequencer refuses every append.
+enum Refusal {
+    /// The store failed: (kind, message).
+    Storage(std::io::ErrorKind, String),
+    /// The sequencer panicked (a bug of rwlog's), with the message.
+    Panicked(String),
+}
+
 /// A batch as assigned: its records, and each command's answer.
 struct Assigned<E> {
     records: Vec<Recorded<E>>,
@@ -45,10 +65,13 @@ struct Assigned<E> {
     rejected: u64,
 }
 
-/// The sequencer thread's state.
+/// The sequencer's state: whoever holds the role works on it.
 pub(crate) struct Sequencer<E> {
-    rx: Receiver<Msg<E>>,
     shared: Arc<Hub<E>>,
+    /// The commands of the batch being drained (kept for its allocation).
+    pending: Vec<AppendCmd<E>>,
+    /// Each command's answer, sent after publication (kept likewise).
+    acks: Vec<(Reply, Result<Appended>)>,
     views: Vec<Box<dyn ViewDriver<E>>>,
     max_batch: usize,
     /// Every stream's current version. The sequencer is the only writer of
@@ -57,16 +80,16 @@ pub(crate) struct Sequencer<E> {
     last_stamp: Timestamp,
     ids: Ids,
     store: Option<Box<dyn Store<E>>>,
-    /// Set once the store failed: every later append is refused, so the
-    /// versions and remembered ids of the failed batch are never read again
-    /// and need no rollback; reopening rebuilds them from the log.
-    failed: Option<(std::io::ErrorKind, String)>,
+    /// Set once the store failed or the sequencer panicked: every later
+    /// append is refused, so the versions and remembered ids of the failed
+    /// batch are never read again and need no rollback; reopening rebuilds
+    /// them from the log.
+    failed: Option<Refusal>,
     dedupe: Dedupe,
 }
 
 impl<E: Event> Sequencer<E> {
     pub(crate) fn new(
-        rx: Receiver<Msg<E>>,
         shared: Arc<Hub<E>>,
         views: Vec<Box<dyn ViewDriver<E>>>,
         max_batch: usize,
@@ -93,8 +116,9 @@ impl<E: Event> Sequencer<E> {
             }
         }
         Sequencer {
-            rx,
             shared,
+            pending: Vec::new(),
+            acks: Vec::new(),
             views,
             max_batch,
             versions,
@@ -106,64 +130,55 @@ impl<E: Event> Sequencer<E> {
         }
     }
 
-    /// The error every append gets once the store has failed.
+    /// The error every append gets once the store has failed or the
+    /// sequencer panicked.
     fn storage_error(&self) -> Option<Error> {
-        self.failed.as_ref().map(|(kind, message)| {
-            Error::Io(std::io::Error::new(
+        self.failed.as_ref().map(|refusal| match refusal {
+            Refusal::Storage(kind, message) => Error::Io(std::io::Error::new(
                 *kind,
                 format!("the log could not be written ({message}); the runtime takes no more appends until reopened"),
-            ))
+            )),
+            Refusal::Panicked(message) => Error::SequencerPanicked(message.clone()),
         })
     }
 
-    /// Runs until the shutdown marker (or until every sender is gone).
-    pub(crate) fn run(mut self) {
-        let mut cmds = Vec::new();
-        let mut stop = false;
-        while !stop {
-            let Some(first) = self.receive() else { break };
-            let mut events = 0;
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Append(cmd) => {
-                        events += cmd.events.len();
-                        cmds.push(cmd);
-                    }
-                    Msg::Shutdown => {
-                        stop = true;
-                        break;
-                    }
-                }
-                if events < self.max_batch {
-                    next = self.rx.try_recv().ok();
-                }
-            }
-            self.process(&mut cmds);
-        }
-        // The gate guarantees nothing follows the marker; answer anything
-        // that did anyway rather than leave a writer waiting.
-        while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Append(cmd) = msg {
-                cmds.push(cmd);
-            }
-        }
-        self.process(&mut cmds);
+    /// The runtime shut down and the queue is drained for good: let go of
+    /// the store (and with it a durable log's directory).
+    pub(crate) fn finish(&mut self) {
+        self.store = None;
     }
 
-    /// The next message, spinning and yielding briefly before parking: a
-    /// writer waiting for its ack is usually about to send the next append,
-    /// and waking a parked thread costs tens of microseconds.
-    fn receive(&self) -> Option<Msg<E>> {
-        for i in 0..SPINS + YIELDS {
-            match self.rx.try_recv() {
-                Ok(msg) => return Some(msg),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if i < SPINS => sync::spin_loop(),
-                Err(TryRecvError::Empty) => sync::yield_now(),
-            }
+    /// The sequencer panicked mid-batch: its state may be torn, so every
+    /// later append is refused (the commands of that batch were answered
+    /// `Closed` as they were dropped).
+    pub(crate) fn fail_panicked(&mut self, message: String) {
+        self.pending.clear();
+        self.failed = Some(Refusal::Panicked(message));
+    }
+
+    /// Takes commands from the queue, up to `max_batch` events (an append
+    /// is never split), and sequences them as one batch.
+    pub(crate) fn run_batch(&mut self, rx: &Receiver<AppendCmd<E>>) -> Ran {
+        let mut cmds = std::mem::take(&mut self.pending);
+        let mut events = 0;
+        // Take what is queued now (more may arrive: the next batch, or the
+        // look after the role is released, finds it).
+        let mut queued = rx.len();
+        while events < self.max_batch && queued > 0 {
+            let Ok(cmd) = rx.try_recv() else { break };
+            queued -= 1;
+            events += cmd.events.len();
+            cmds.push(cmd);
         }
-        self.rx.recv().ok()
+        let emptied = queued == 0;
+        let ran = match (cmds.is_empty(), emptied) {
+            (true, _) => Ran::Nothing,
+            (false, true) => Ran::Emptied,
+            (false, false) => Ran::Full,
+        };
+        self.process(&mut cmds);
+        self.pending = cmds;
+        ran
     }
 
     fn process(&mut self, cmds: &mut Vec<AppendCmd<E>>) {
@@ -197,7 +212,9 @@ impl<E: Event> Sequencer<E> {
         // Exactly the events offered: this vector becomes the stored batch.
         let offered = cmds.iter().map(|c| c.events.len()).sum();
         let mut records: Vec<Recorded<E>> = Vec::with_capacity(offered);
-        let mut acks = Vec::with_capacity(cmds.len());
+        // The answers' vector is kept between batches: no allocation.
+        let mut acks = std::mem::take(&mut self.acks);
+        acks.reserve(cmds.len());
         let mut rejected = 0u64;
         for cmd in cmds.drain(..) {
             let AppendCmd {
@@ -308,16 +325,18 @@ impl<E: Event> Sequencer<E> {
         // Readers waiting for these positions re-check now; writers learn
         // their positions only after the views show them.
         self.shared.signal.notify();
-        for (reply, result) in acks {
+        let mut acks = acks;
+        for (reply, result) in acks.drain(..) {
             reply.send(result);
         }
+        self.acks = acks;
     }
 
     /// The store failed: refuse this batch and every later append.
     fn fail(&mut self, e: std::io::Error, acks: Vec<(Reply, Result<Appended>)>) {
         tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
         let _ = self.shared.storage_failure.set(e.to_string());
-        self.failed = Some((e.kind(), e.to_string()));
+        self.failed = Some(Refusal::Storage(e.kind(), e.to_string()));
         for (reply, result) in acks {
             let result = match result {
                 Ok(_) => Err(self.storage_error().unwrap_or(Error::Closed)),

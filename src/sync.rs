@@ -37,8 +37,15 @@ mod imp {
         }
 
         /// Runs `f` on the value of `key`, inserted as the default if absent.
-        pub(crate) fn update<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R {
-            f(&mut self.0.entry(key).or_default())
+        pub(crate) fn update<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> R
+        where
+            K: Clone,
+        {
+            // A known key is found without cloning it (the common case).
+            if let Some(mut v) = self.0.get_mut(key) {
+                return f(&mut v);
+            }
+            f(&mut self.0.entry(key.clone()).or_default())
         }
 
         /// Runs `f` on the value of `key`, if present.
@@ -56,7 +63,7 @@ mod imp {
     }
 
     pub(crate) mod channel {
-        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
     }
 
     /// Gives up the rest of this thread's time slice (spin loops call this).

@@ -6,7 +6,7 @@ mod queue;
 
 pub(crate) use ack::Reply;
 pub use ack::{Appended, Ticket};
-pub(crate) use queue::{AppendCmd, Events, Gate, Msg};
+pub(crate) use queue::{AppendCmd, Drain, Events, Gate, Queued};
 
 use std::fmt;
 
@@ -46,8 +46,9 @@ use crate::sync::Arc;
 /// # Ok::<(), rwlog::Error>(())
 /// ```
 pub struct Writer<E> {
-    tx: Sender<Msg<E>>,
+    tx: Sender<AppendCmd<E>>,
     gate: Arc<Gate>,
+    drain: Arc<dyn Drain>,
     writer_id: Option<Arc<str>>,
     max_append: usize,
 }
@@ -57,6 +58,7 @@ impl<E> Clone for Writer<E> {
         Writer {
             tx: self.tx.clone(),
             gate: Arc::clone(&self.gate),
+            drain: Arc::clone(&self.drain),
             writer_id: self.writer_id.clone(),
             max_append: self.max_append,
         }
@@ -73,27 +75,43 @@ impl<E> fmt::Debug for Writer<E> {
 
 impl<E: Send + 'static> Writer<E> {
     pub(crate) fn new(
-        tx: Sender<Msg<E>>,
+        tx: Sender<AppendCmd<E>>,
         gate: Arc<Gate>,
+        drain: Arc<dyn Drain>,
         writer_id: Option<Arc<str>>,
         max_append: usize,
     ) -> Writer<E> {
         Writer {
             tx,
             gate,
+            drain,
             writer_id,
             max_append,
         }
     }
 
     /// Appends one event and waits until it is in the log and every view has
-    /// published it.
+    /// published it. With [`Sequencing::Combining`](crate::Sequencing) (the
+    /// default) the calling thread usually sequences the append itself.
     pub fn append(
         &self,
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Appended> {
-        self.submit(stream, event)?.wait()
+        let events = Events::One(self.stamp(event.into()));
+        self.wait(self.send(stream.into(), Expected::Any, events, Queued::Waiting)?)
+    }
+
+    /// Waits for a ticket, sequencing whenever nobody else does.
+    fn wait(&self, ticket: Ticket) -> Result<Appended> {
+        loop {
+            if let Some(done) = ticket.take_if_done() {
+                return done;
+            }
+            if !self.drain.help() {
+                return ticket.wait();
+            }
+        }
     }
 
     /// Appends events to one stream atomically (all or none, at contiguous
@@ -109,7 +127,8 @@ impl<E: Send + 'static> Writer<E> {
         I: IntoIterator,
         I::Item: Into<NewEvent<E>>,
     {
-        self.submit_expecting(stream, expected, events)?.wait()
+        let events = self.collect(events)?;
+        self.wait(self.send(stream.into(), expected, events, Queued::Waiting)?)
     }
 
     /// Appends events to one stream atomically, whatever its version.
@@ -121,16 +140,18 @@ impl<E: Send + 'static> Writer<E> {
         self.append_expecting(stream, Expected::Any, events)
     }
 
-    /// Enqueues one event and returns at once (waiting only for room in the
-    /// queue) with a [`Ticket`] for its acknowledgement. Dropping the ticket
-    /// does not cancel the append.
+    /// Enqueues one event and returns (waiting only for room in the queue)
+    /// with a [`Ticket`] for its acknowledgement. Dropping the ticket does
+    /// not cancel the append. With [`Sequencing::Combining`](crate::Sequencing)
+    /// (the default), a thread that finds nobody sequencing sequences the
+    /// queue itself before returning.
     pub fn submit(
         &self,
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Ticket> {
         let events = Events::One(self.stamp(event.into()));
-        self.send(stream.into(), Expected::Any, events, true)
+        self.send(stream.into(), Expected::Any, events, Queued::Submitted)
     }
 
     /// Enqueues an atomic append with an expected version; see
@@ -146,7 +167,7 @@ impl<E: Send + 'static> Writer<E> {
         I::Item: Into<NewEvent<E>>,
     {
         let events = self.collect(events)?;
-        self.send(stream.into(), expected, events, true)
+        self.send(stream.into(), expected, events, Queued::Submitted)
     }
 
     /// Like [`append`](Writer::append), but returns [`Error::Full`] at once
@@ -156,7 +177,14 @@ impl<E: Send + 'static> Writer<E> {
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Appended> {
-        self.try_submit(stream, event)?.wait()
+        let (ticket, cmd) = command(
+            stream.into(),
+            Expected::Any,
+            Events::One(self.stamp(event.into())),
+        );
+        self.enqueue(cmd, false).map_err(Refused::into_error)?;
+        self.drain.queued(Queued::Waiting);
+        self.wait(ticket)
     }
 
     /// Like [`submit`](Writer::submit), but returns [`Error::Full`] at once
@@ -166,8 +194,14 @@ impl<E: Send + 'static> Writer<E> {
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Ticket> {
-        let events = Events::One(self.stamp(event.into()));
-        self.send(stream.into(), Expected::Any, events, false)
+        let (ticket, cmd) = command(
+            stream.into(),
+            Expected::Any,
+            Events::One(self.stamp(event.into())),
+        );
+        self.enqueue(cmd, false).map_err(Refused::into_error)?;
+        self.drain.queued(Queued::Submitted);
+        Ok(ticket)
     }
 
     /// Appends one event from async code: the returned future resolves when
@@ -204,12 +238,14 @@ impl<E: Send + 'static> Writer<E> {
         expected: Expected,
         events: Events<E>,
     ) -> Result<Appended> {
-        let (ticket, msg) = command(stream, expected, events);
-        match self.enqueue(msg, false) {
+        let (ticket, cmd) = command(stream, expected, events);
+        match self.enqueue(cmd, false) {
             Ok(()) => {}
-            Err(Refused::Full(msg)) => {
+            Err(Refused::Full(cmd)) => {
+                // Waiting for room may mean sequencing (and syncing a file):
+                // not on an executor's thread.
                 let writer = self.clone();
-                let send = move || writer.enqueue(*msg, true).map_err(Refused::into_error);
+                let send = move || writer.enqueue(*cmd, true).map_err(Refused::into_error);
                 match tokio::runtime::Handle::try_current() {
                     Ok(handle) => handle
                         .spawn_blocking(send)
@@ -220,6 +256,7 @@ impl<E: Send + 'static> Writer<E> {
             }
             Err(refused) => return Err(refused.into_error()),
         }
+        self.drain.queued(Queued::Async);
         ticket.await
     }
 
@@ -256,48 +293,60 @@ impl<E: Send + 'static> Writer<E> {
         }
     }
 
+    /// Queues a command, waiting for room if the queue is full.
     fn send(
         &self,
         stream: StreamId,
         expected: Expected,
         events: Events<E>,
-        block: bool,
+        by: Queued,
     ) -> Result<Ticket> {
-        let (ticket, msg) = command(stream, expected, events);
-        self.enqueue(msg, block).map_err(Refused::into_error)?;
+        let (ticket, cmd) = command(stream, expected, events);
+        self.enqueue(cmd, true).map_err(Refused::into_error)?;
+        self.drain.queued(by);
         Ok(ticket)
     }
 
-    fn enqueue(&self, msg: Msg<E>, block: bool) -> std::result::Result<(), Refused<E>> {
+    /// Puts a command in the queue; when it is full, either refuses
+    /// (`block` false) or makes room with the sequencer's help.
+    fn enqueue(&self, cmd: AppendCmd<E>, block: bool) -> std::result::Result<(), Refused<E>> {
         // Holding the pass while sending is what lets shutdown know that no
-        // append can reach the queue after its own marker.
+        // command can reach the queue after it closed the gate.
         let _pass = self.gate.enter().map_err(|_| Refused::Closed)?;
-        if block {
-            self.tx.send(msg).map_err(|_| Refused::Closed)
-        } else {
-            self.tx.try_send(msg).map_err(|e| match e {
-                TrySendError::Full(msg) => Refused::Full(Box::new(msg)),
-                TrySendError::Disconnected(_) => Refused::Closed,
-            })
+        let mut cmd = cmd;
+        loop {
+            match self.tx.try_send(cmd) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(_)) => return Err(Refused::Closed),
+                Err(TrySendError::Full(back)) if !block => {
+                    return Err(Refused::Full(Box::new(back)))
+                }
+                Err(TrySendError::Full(back)) => {
+                    if self.drain.full() {
+                        return self.tx.send(back).map_err(|_| Refused::Closed);
+                    }
+                    cmd = back;
+                }
+            }
         }
     }
 }
 
-fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticket, Msg<E>) {
+fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticket, AppendCmd<E>) {
     let (ticket, reply) = Ticket::pair();
-    let msg = Msg::Append(AppendCmd {
+    let cmd = AppendCmd {
         stream,
         expected,
         events,
         reply,
-    });
-    (ticket, msg)
+    };
+    (ticket, cmd)
 }
 
 /// Why a command did not enter the queue.
 enum Refused<E> {
     /// The queue is full; the command comes back for a blocking retry.
-    Full(#[cfg_attr(not(feature = "async"), allow(dead_code))] Box<Msg<E>>),
+    Full(#[cfg_attr(not(feature = "async"), allow(dead_code))] Box<AppendCmd<E>>),
     Closed,
 }
 

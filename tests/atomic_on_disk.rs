@@ -330,10 +330,15 @@ fn valve_set(open: bool) {
 #[test]
 fn an_oversized_event_fails_only_its_own_append() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = open_with(dir.path(), |s| s.max_event_bytes(1024)).unwrap();
+    // A sequencer thread of its own, stalled in the view, so that the next
+    // appends queue up (this thread goes on) and are sequenced as one batch.
+    let rt = Runtime::<Piece>::builder()
+        .storage(Storage::dir(dir.path()).max_event_bytes(1024))
+        .persisted_view("pieces", Pieces::default())
+        .sequencing(rwlog::Sequencing::Thread)
+        .build()
+        .unwrap();
     let w = rt.writer();
-    // Stall the sequencer in the view so that the next appends queue up
-    // and are sequenced as one batch.
     valve_set(false);
     let held = w.submit("hold", pieces(HOLD, 1, 0).remove(0)).unwrap();
     domain::wait_for_head(rt.log(), Position(1));

@@ -5,6 +5,9 @@
 //! child process) and then the model itself.
 
 use std::process::Command;
+
+use loom::thread;
+use rwlog::{Error, Position, Runtime};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -80,6 +83,39 @@ fn expect_caught(
     );
     let (count, message) = report.trim().split_once(' ').unwrap_or((report.trim(), ""));
     (count.parse().unwrap_or(0), message.to_owned())
+}
+
+/// The shutdown model: a writer appends while the runtime shuts down; the
+/// append is acknowledged and in the log, or refused and not in it, and
+/// nothing lands in the log after shutdown returns.
+pub fn shutdown_model(faults: rwlog::Faults, sequencing: rwlog::Sequencing) {
+    let rt = Arc::new(
+        Runtime::<Note>::builder()
+            .sequencing(sequencing)
+            .faults(faults)
+            .build()
+            .unwrap(),
+    );
+    let w = rt.writer();
+    let writer = thread::spawn(move || w.append("s", Note(1)));
+    rt.shutdown().unwrap();
+    let at_shutdown = rt.log().head();
+    let result = writer.join().unwrap();
+    assert_eq!(
+        rt.log().head(),
+        at_shutdown,
+        "an append landed after shutdown returned"
+    );
+    match result {
+        Ok(ack) => {
+            assert_eq!(ack.position, Position(1));
+            assert_eq!(rt.log().head(), Position(1), "an acked append is missing");
+        }
+        Err(Error::Closed) => {
+            assert_eq!(rt.log().head(), Position(0), "a refused append was written")
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
 }
 
 /// Checks a model the standard way: first its broken variant (`model(true)`,

@@ -7,11 +7,17 @@
 use std::sync::Arc;
 
 use loom::thread;
-use rwlog::{Faults, Position, Runtime};
+use rwlog::{Faults, Position, Runtime, Sequencing};
 use rwlog_loom_tests::{check_runtime_model, Note};
 
 fn model(faults: Faults) {
-    let rt = Arc::new(Runtime::<Note>::builder().faults(faults).build().unwrap());
+    let rt = Arc::new(
+        Runtime::<Note>::builder()
+            .sequencing(Sequencing::Thread)
+            .faults(faults)
+            .build()
+            .unwrap(),
+    );
     let w = rt.writer();
     let tickets = [
         w.submit("s", Note(7)).unwrap(),

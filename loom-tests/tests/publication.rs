@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use loom::thread;
-use rwlog::{Faults, Position, Recorded, Runtime, View};
+use rwlog::{Faults, Position, Recorded, Runtime, Sequencing, View};
 use rwlog_loom_tests::{check_runtime_model, Note};
 
 /// Every payload, in order: the fold that shows any torn or reordered state.
@@ -30,6 +30,7 @@ fn fold(p: Position) -> Vec<u64> {
 fn model(faults: Faults) {
     let rt = Arc::new(
         Runtime::<Note>::builder()
+            .sequencing(Sequencing::Thread)
             .view("seen", Seen::default())
             .faults(faults)
             .build()

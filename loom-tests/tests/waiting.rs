@@ -9,7 +9,7 @@ use std::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use rwlog::__loom::Signal;
-use rwlog::{Faults, Position, Recorded, Runtime, View};
+use rwlog::{Faults, Position, Recorded, Runtime, Sequencing, View};
 use rwlog_loom_tests::{check_runtime_model, explore, report, Note};
 
 #[derive(Clone, Debug, Default)]
@@ -26,6 +26,7 @@ impl View<Note> for Sum {
 fn runtime_model() {
     let rt = Arc::new(
         Runtime::<Note>::builder()
+            .sequencing(Sequencing::Thread)
             .view("sum", Sum::default())
             .build()
             .unwrap(),

@@ -4,7 +4,7 @@
 
 use crate::event::{Batch, EventRef};
 use crate::faults::Faults;
-use crate::sync::{Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
+use crate::sync::{Arc, ArcSwap, AtomicU64, Guard, OnceLock, Ordering};
 
 /// Entries per chunk. A chunk is allocated whole when the log reaches it.
 /// One under loom, where every entry is an object loom tracks and where
@@ -30,8 +30,8 @@ impl<T> Chunked<T> {
 
     /// The chunks, grown (and published) to cover index `i` if they do not
     /// yet. Only the sequencer grows them.
-    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Chunks<T> {
-        let chunks = self.chunks.load_full();
+    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Guard<Vec<Arc<[T]>>> {
+        let chunks = self.chunks.load();
         let needed = i / CHUNK + 1;
         if chunks.len() >= needed {
             return chunks;
@@ -39,9 +39,8 @@ impl<T> Chunked<T> {
         let mut grown = Vec::with_capacity(needed.max(chunks.len() * 2));
         grown.extend(chunks.iter().cloned());
         grown.resize_with(needed, || (0..CHUNK).map(|_| fresh()).collect());
-        let grown = Arc::new(grown);
-        self.chunks.store(Arc::clone(&grown));
-        grown
+        self.chunks.store(Arc::new(grown));
+        self.chunks.load()
     }
 }
 

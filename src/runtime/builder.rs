@@ -11,17 +11,16 @@ use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::log::Log;
 use crate::projection::Checkpoints;
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Combiner, Sequencer, Sequencing};
 use crate::storage::{
     self, CheckpointFiles, DirInfo, DirOptions, RecoveryReport, Storage, Store, Upcasters,
 };
-use crate::sync::channel::{bounded, Receiver};
+use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc, Mutex};
 use crate::view::View;
-use crate::write::Msg;
 
 use super::views::{self, ViewFactory, ViewSetup};
-use super::Runtime;
+use super::{Parts, Runtime};
 
 /// What opening a log directory gives the builder.
 struct Opened<E> {
@@ -63,6 +62,7 @@ pub struct Builder<E> {
     storage: Option<(DirOptions, Opener<E>)>,
     upcasters: Upcasters<E>,
     dedupe_window: usize,
+    sequencing: Sequencing,
     /// Names that become file names (persisted views'), checked before
     /// anything is opened.
     file_names: Vec<String>,
@@ -99,6 +99,7 @@ impl<E: Event> Builder<E> {
             storage: None,
             upcasters: Upcasters::default(),
             dedupe_window: 65_536,
+            sequencing: Sequencing::default(),
             file_names: Vec::new(),
         }
     }
@@ -171,6 +172,14 @@ impl<E: Event> Builder<E> {
         self.with(|b| b.dedupe_window = n)
     }
 
+    /// Who runs the sequencer (default [`Sequencing::Combining`]: writers,
+    /// whenever nobody else does; the sequencer thread for async tasks and
+    /// to take over from a writer). [`Sequencing::Thread`] keeps every view's
+    /// `apply` and every file sync off the writers' threads.
+    pub fn sequencing(self, sequencing: Sequencing) -> Self {
+        self.with(|b| b.sequencing = sequencing)
+    }
+
     /// The most events one append may carry (default 65536).
     pub fn max_append_events(self, n: usize) -> Self {
         self.with(|b| b.max_append_events = n)
@@ -214,29 +223,30 @@ impl<E: Event> Builder<E> {
         let (drivers, views) = views::start_all(self.views, &setup)?;
         drop(recovered);
         let hub = Arc::new(Hub::new(log, settings.faults));
-        let (tx, rx) = bounded(self.queue_capacity);
         let sequencer = Sequencer::new(
-            rx.clone(),
             Arc::clone(&hub),
             drivers,
             settings.max_batch,
             store,
             settings.dedupe_window,
         );
-        let thread = spawn_sequencer(sequencer, Arc::clone(&hub), rx)?;
+        let (tx, rx) = bounded(self.queue_capacity);
+        let combiner = Combiner::new(rx, sequencer, self.sequencing, settings.faults);
+        let (combiner, thread) = spawn_sequencer(combiner, Arc::clone(&hub))?;
         let checkpoints = match &dir {
             Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
             None => Checkpoints::Memory(Mutex::new(Default::default())),
         };
-        Ok(Runtime::new(
+        Ok(Runtime::new(Parts {
             hub,
             tx,
+            combiner,
             views,
             thread,
-            Arc::new(checkpoints),
-            self.max_append_events,
-            report,
-        ))
+            checkpoints: Arc::new(checkpoints),
+            max_append_events: self.max_append_events,
+            recovery: report,
+        }))
     }
 
     fn validate(&self) -> Result<()> {
@@ -298,21 +308,26 @@ fn open_storage<E>(
     Ok(opened)
 }
 
-/// Runs the sequencer on a thread of its own, with the guard that answers
-/// everyone when it ends.
+/// Starts the sequencer thread, with the guard that answers everyone when
+/// it ends.
 fn spawn_sequencer<E: Event>(
-    sequencer: Sequencer<E>,
+    combiner: Combiner<E>,
     hub: Arc<Hub<E>>,
-    rx: Receiver<Msg<E>>,
-) -> Result<thread::JoinHandle<()>> {
-    let exit = ExitGuard { hub, rx };
-    thread::Builder::new()
+) -> Result<(Arc<Combiner<E>>, thread::JoinHandle<()>)> {
+    let combiner = Arc::new(combiner);
+    let exit = ExitGuard {
+        hub,
+        combiner: Arc::clone(&combiner),
+    };
+    let runs = Arc::clone(&combiner);
+    let thread = thread::Builder::new()
         .name("rwlog-sequencer".into())
         .spawn(move || {
             let _exit = exit;
-            sequencer.run();
+            runs.run_thread();
         })
-        .map_err(Error::Io)
+        .map_err(Error::Io)?;
+    Ok((combiner, thread))
 }
 
 impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
@@ -394,21 +409,21 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
 /// Runs when the sequencer thread ends, normally or by a panic: no writer
 /// may be left waiting and no reader may wait for a publication that will
 /// never come.
-struct ExitGuard<E> {
+struct ExitGuard<E: Event> {
     hub: Arc<Hub<E>>,
-    rx: Receiver<Msg<E>>,
+    combiner: Arc<Combiner<E>>,
 }
 
-impl<E> Drop for ExitGuard<E> {
+impl<E: Event> Drop for ExitGuard<E> {
     fn drop(&mut self) {
         let gate = &self.hub.gate;
         if !gate.is_closed() {
             // Died without a shutdown: close the gate ourselves, draining so
             // that senders blocked on a full queue get through it.
-            gate.close_draining(|| while self.rx.try_recv().is_ok() {});
+            gate.close_draining(|| self.combiner.drop_queued());
         }
         // Dropping an unanswered command answers its writer `Closed`.
-        while self.rx.try_recv().is_ok() {}
+        self.combiner.drop_queued();
         self.hub.set_exited();
     }
 }

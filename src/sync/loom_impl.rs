@@ -156,8 +156,11 @@ impl<K: Eq + Hash, V: Default> Index<K, V> {
         self.0.lock()
     }
 
-    pub(crate) fn update<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R {
-        f(self.lock().entry(key).or_default())
+    pub(crate) fn update<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> R
+    where
+        K: Clone,
+    {
+        f(self.lock().entry(key.clone()).or_default())
     }
 
     pub(crate) fn read<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
@@ -216,8 +219,6 @@ pub(crate) mod channel {
 
     /// The receiving side is gone; the message comes back.
     pub(crate) struct SendError<T>(#[allow(dead_code)] pub(crate) T);
-    /// Every sender is gone and the queue is empty.
-    pub(crate) struct RecvError;
 
     pub(crate) enum TrySendError<T> {
         Full(T),
@@ -292,18 +293,12 @@ pub(crate) mod channel {
     }
 
     impl<T> Receiver<T> {
-        pub(crate) fn recv(&self) -> Result<T, RecvError> {
-            let mut s = self.0.lock();
-            loop {
-                if let Some(msg) = s.queue.pop_front() {
-                    self.0.not_full.notify_one();
-                    return Ok(msg);
-                }
-                if s.senders == 0 {
-                    return Err(RecvError);
-                }
-                s = self.0.not_empty.wait(s);
-            }
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.lock().queue.is_empty()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().queue.len()
         }
 
         pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {

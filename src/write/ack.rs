@@ -254,6 +254,15 @@ impl Ticket {
         self.wait_deadline(Some(std::time::Instant::now() + timeout))
     }
 
+    /// The result if the append is done: one load when it is not.
+    pub(crate) fn take_if_done(&self) -> Option<Result<Appended>> {
+        // Acquire pairs with the Release store in `resolve`.
+        if !self.cell.done.load(Ordering::Acquire) {
+            return None;
+        }
+        take_done(&mut self.cell.lock())
+    }
+
     /// The result if the append is done, without waiting.
     pub fn try_wait(&self) -> Option<Result<Appended>> {
         let mut state = self.cell.lock();

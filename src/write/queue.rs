@@ -10,13 +10,6 @@ use crate::sync::{self, fence, AtomicBool, AtomicUsize, Ordering};
 
 use super::ack::Reply;
 
-/// A message to the sequencer.
-pub(crate) enum Msg<E> {
-    Append(AppendCmd<E>),
-    /// Sent once by shutdown, after the gate closed: nothing follows it.
-    Shutdown,
-}
-
 /// One append: events for one stream, all accepted or all rejected.
 pub(crate) struct AppendCmd<E> {
     pub(crate) stream: StreamId,
@@ -56,11 +49,42 @@ impl<E> Events<E> {
     }
 }
 
+/// Who queued a command, and what they do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// A thread that waits for the acknowledgement next (`append`).
+    Waiting,
+    /// A thread that returns at once (`submit`): its command may wait for
+    /// a few more to be sequenced with them.
+    Submitted,
+    /// An async task: it must not sequence on the executor's thread.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    Async,
+}
+
+/// Whoever runs the sequencer, as writers see it: told of each command they
+/// queue, asked for help when the queue is full or an acknowledgement is
+/// slow to come.
+pub(crate) trait Drain: Send + Sync {
+    /// A command entered the queue.
+    fn queued(&self, by: Queued);
+
+    /// The queue was full: make room (perhaps by running the sequencer), or
+    /// wait a moment for it, and the caller tries again; or `true`: the
+    /// caller should wait for room in a blocking send.
+    fn full(&self) -> bool;
+
+    /// The caller waits for an acknowledgement: run the sequencer if
+    /// nobody does. Whether it ran.
+    fn help(&self) -> bool;
+}
+
 /// The door writers pass to reach the queue, closed by shutdown.
 ///
 /// Invariant: once `close` returns, no sender is between its check of
-/// `closed` and the end of its send, and every later `enter` fails. So a
-/// marker sent after `close` is the last message in the queue. Writers
+/// `closed` and the end of its send, and every later `enter` fails. So
+/// nothing enters the queue after `close`: whoever empties it then has
+/// emptied it for good. Writers
 /// announce themselves in `in_flight` and then read `closed`; `close` sets
 /// `closed` and then reads `in_flight`. A SeqCst fence between the write and
 /// the read on each side means at least one side sees the other (the
@@ -112,15 +136,8 @@ impl Gate {
         Ok(pass)
     }
 
-    /// Closes the gate and waits for senders already through it. The
-    /// sequencer keeps draining meanwhile, so the wait is bounded by their
-    /// sends.
-    pub(crate) fn close(&self) {
-        self.close_draining(|| {});
-    }
-
-    /// Like [`close`](Gate::close), for the sequencer itself: calls `drain`
-    /// while waiting, since nobody else empties the queue.
+    /// Closes the gate and waits for senders already through it, calling
+    /// `drain` meanwhile (a sender may wait for room in a full queue).
     pub(crate) fn close_draining(&self, mut drain: impl FnMut()) {
         self.closed.store(true, Ordering::Relaxed);
         // Pairs with the fence in `enter`: see the type's invariant.

@@ -126,13 +126,17 @@ impl View<Add> for Held {
 }
 
 /// A runtime whose only view is a [`Held`] named "held", configured further
-/// by `configure`, and the valve that releases it.
+/// by `configure`, and the valve that releases it. Its sequencer is a
+/// thread of its own (`Sequencing::Thread`), so that a held view stalls that
+/// thread, not the test's.
 pub fn held_runtime(
     configure: impl FnOnce(rwlog::Builder<Add>) -> rwlog::Builder<Add>,
 ) -> (rwlog::Runtime<Add>, Valve) {
     let held = Held::default();
     let valve = held.valve.clone();
-    let builder = rwlog::Runtime::<Add>::builder().view("held", held);
+    let builder = rwlog::Runtime::<Add>::builder()
+        .sequencing(rwlog::Sequencing::Thread)
+        .view("held", held);
     (configure(builder).build().unwrap(), valve)
 }
 
