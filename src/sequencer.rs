@@ -142,6 +142,11 @@ impl<E: Event> Sequencer<E> {
         })
     }
 
+    /// Whether batches are made durable in a store.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// The runtime shut down and the queue is drained for good: let go of
     /// the store (and with it a durable log's directory).
     pub(crate) fn finish(&mut self) {

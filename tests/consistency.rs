@@ -17,11 +17,12 @@ use std::thread;
 
 use domain::{add, prefix_checksums, Add, Checksum, Rng, Sums};
 use proptest::prelude::*;
-use rwlog::{Error, Expected, Position, Runtime};
+use rwlog::{Error, Expected, Position, Runtime, Sequencing};
 
 /// One randomized run; returns how many snapshots the readers checked.
-fn run(seed: u64, max_batch: usize) -> usize {
+fn run(seed: u64, max_batch: usize, sequencing: Sequencing) -> usize {
     let rt = Runtime::<Add>::builder()
+        .sequencing(sequencing)
         .view("checksum", Checksum::default())
         .view("sums", Sums::default())
         .max_batch(max_batch)
@@ -174,8 +175,12 @@ fn run(seed: u64, max_batch: usize) -> usize {
 #[test]
 fn randomized_writers_and_readers_match_the_reference_fold() {
     let mut checked = 0;
+    // Writers sequencing themselves (combining), and a sequencer thread.
     for (seed, max_batch) in [(1, 1024), (2, 1), (3, 7), (4, 64)] {
-        checked += run(seed, max_batch);
+        checked += run(seed, max_batch, Sequencing::Combining);
+    }
+    for (seed, max_batch) in [(5, 1024), (6, 3)] {
+        checked += run(seed, max_batch, Sequencing::Thread);
     }
     assert!(checked > 0);
 }

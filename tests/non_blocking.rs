@@ -86,3 +86,42 @@ fn readers_load_while_the_sequencer_is_stalled_mid_batch() {
     assert_eq!(maxes, vec![Some(1), Some(1)]);
     valve.open();
 }
+
+/// A writer that takes the sequencer role hands it on after a bounded
+/// number of batches: four threads flooding the queue cannot keep an
+/// appending writer sequencing for them. (The bound on its wait is a hang
+/// detector, far above any real wait.)
+#[test]
+fn a_flood_of_writers_cannot_keep_one_writer_sequencing() {
+    let rt = std::sync::Arc::new(domain::sums_runtime(|b| b.max_batch(16)));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (w, stop) = (rt.writer(), std::sync::Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    w.submit("flood", add(t, 1)).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel();
+    let w = rt.writer();
+    thread::spawn(move || {
+        for i in 0..2000u64 {
+            w.append("mine", add(i, 1)).unwrap();
+        }
+        done_tx.send(()).unwrap();
+    });
+    let finished = done_rx.recv_timeout(Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded: u64 = flood.into_iter().map(|f| f.join().unwrap()).sum();
+    finished.expect("the appending writer never got its appends done");
+    // Submitted appends a writer left queued are sequenced soon after.
+    wait_for_head(rt.log(), Position(flooded + 2000));
+    let sums = rt.reader::<Sums>("sums").unwrap().strong().unwrap();
+    assert_eq!(sums.position().0, flooded + 2000, "every append sequenced");
+}

@@ -9,10 +9,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use domain::{add, Sums};
-use rwlog::{Error, Position};
+use rwlog::{Error, Position, Sequencing};
 
-fn race(drop_instead: bool) {
-    let rt = domain::sums_runtime(|b| b.queue_capacity(64));
+fn race(drop_instead: bool, sequencing: Sequencing) {
+    let rt = domain::sums_runtime(|b| b.queue_capacity(64).sequencing(sequencing));
     let reader = rt.reader::<Sums>("sums").unwrap();
     let start = Arc::new(Barrier::new(5));
     let writers: Vec<_> = (0..4u64)
@@ -78,14 +78,17 @@ fn race(drop_instead: bool) {
 
 #[test]
 fn shutdown_acks_everything_queued_and_refuses_the_rest() {
-    for _ in 0..5 {
-        race(false);
+    for round in 0..6 {
+        race(
+            false,
+            [Sequencing::Combining, Sequencing::Thread][round % 2],
+        );
     }
 }
 
 #[test]
 fn dropping_the_runtime_drains_too() {
-    for _ in 0..5 {
-        race(true);
+    for round in 0..6 {
+        race(true, [Sequencing::Combining, Sequencing::Thread][round % 2]);
     }
 }

@@ -58,6 +58,15 @@ pub fn kv_runtime(snapshot_every: u64) -> Runtime<Set> {
         .expect("runtime")
 }
 
+/// An rwlog runtime over the prefilled map, sequenced as `kind` says
+/// (`Sequencing::Thread` for the thread-mode kinds).
+pub fn kv_runtime_for(kind: Kind) -> Runtime<Set> {
+    kv_builder()
+        .sequencing(kind.sequencing())
+        .build()
+        .expect("runtime")
+}
+
 fn kv_builder() -> rwlog::Builder<Set> {
     Runtime::<Set>::builder().view("kv", Kv(prefilled()))
 }
@@ -104,6 +113,18 @@ pub enum Kind {
     ArcSwap,
     /// evmap (left-right), publishing every `EVMAP_PUBLISH_EVERY` writes.
     Evmap,
+    /// rwlog with `Sequencing::Thread`: a sequencer thread does every
+    /// batch (writes through `submit`).
+    RwlogThread,
+    /// rwlog with `Sequencing::Thread`, writes through `append`.
+    RwlogThreadAppend,
+    /// dashmap: a sharded map of locks. No snapshot of several keys.
+    DashMap,
+    /// scc's `HashMap`: fine-grained locking. No snapshot of several keys.
+    Scc,
+    /// papaya: a lock-free map with epoch reclamation. No snapshot of
+    /// several keys.
+    Papaya,
     /// Not a contender but the floor under every one: each thread works on a
     /// private map of its own, so nothing is shared and nothing is
     /// synchronized. What remains is the cost of the lookup itself (cache
@@ -129,40 +150,66 @@ impl Kind {
             Kind::ParkingLot => "parking_lot RwLock",
             Kind::ArcSwap => "arc-swap clone-per-write",
             Kind::Evmap => "evmap",
+            Kind::RwlogThread => "rwlog, thread mode",
+            Kind::RwlogThreadAppend => "rwlog (append), thread mode",
+            Kind::DashMap => "dashmap",
+            Kind::Scc => "scc HashMap",
+            Kind::Papaya => "papaya",
             Kind::Unshared => "HashMap, unshared (floor)",
         }
     }
 
+    /// How an rwlog kind sequences.
+    pub fn sequencing(self) -> rwlog::Sequencing {
+        match self {
+            Kind::RwlogThread | Kind::RwlogThreadAppend => rwlog::Sequencing::Thread,
+            _ => rwlog::Sequencing::Combining,
+        }
+    }
+
     /// The contenders of read and mixed scenarios.
-    pub const MAPS: [Kind; 5] = [
+    pub const MAPS: [Kind; 8] = [
         Kind::Rwlog,
         Kind::StdRwLock,
         Kind::ParkingLot,
         Kind::ArcSwap,
         Kind::Evmap,
+        Kind::DashMap,
+        Kind::Scc,
+        Kind::Papaya,
     ];
 
     /// Every kind, for looking one up by name.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Rwlog,
         Kind::RwlogAppend,
         Kind::RwlogCached,
         Kind::RwlogDeepQueue,
+        Kind::RwlogThread,
+        Kind::RwlogThreadAppend,
         Kind::StdRwLock,
         Kind::ParkingLot,
         Kind::ArcSwap,
         Kind::Evmap,
+        Kind::DashMap,
+        Kind::Scc,
+        Kind::Papaya,
         Kind::Unshared,
     ];
 
-    /// The contenders of write scenarios: rwlog both ways.
-    pub const WRITERS: [Kind; 6] = [
+    /// The contenders of write scenarios: rwlog every way.
+    pub const WRITERS: [Kind; 11] = [
         Kind::Rwlog,
         Kind::RwlogAppend,
+        Kind::RwlogThread,
+        Kind::RwlogThreadAppend,
         Kind::StdRwLock,
         Kind::ParkingLot,
         Kind::ArcSwap,
         Kind::Evmap,
+        Kind::DashMap,
+        Kind::Scc,
+        Kind::Papaya,
     ];
 }
 
@@ -192,6 +239,9 @@ pub enum Contender {
         w: EvWriter,
         r: Mutex<evmap::handles::ReadHandle<u64, u64, (), Hasher>>,
     },
+    DashMap(Arc<dashmap::DashMap<u64, u64, Hasher>>),
+    Scc(Arc<scc::HashMap<u64, u64, Hasher>>),
+    Papaya(Arc<papaya::HashMap<u64, u64, Hasher>>),
     Unshared,
 }
 
@@ -243,6 +293,37 @@ impl Contender {
                     r: Mutex::new(r),
                 }
             }
+            Kind::RwlogThread | Kind::RwlogThreadAppend => Contender::Rwlog {
+                rt: kv_builder()
+                    .sequencing(rwlog::Sequencing::Thread)
+                    .build()
+                    .expect("runtime"),
+                append: kind == Kind::RwlogThreadAppend,
+                cached: false,
+            },
+            Kind::DashMap => {
+                let m = dashmap::DashMap::with_capacity_and_hasher(KEYS as usize, hasher());
+                for (k, v) in prefilled() {
+                    m.insert(k, v);
+                }
+                Contender::DashMap(Arc::new(m))
+            }
+            Kind::Scc => {
+                let m = scc::HashMap::with_capacity_and_hasher(KEYS as usize, hasher());
+                for (k, v) in prefilled() {
+                    m.upsert_sync(k, v);
+                }
+                Contender::Scc(Arc::new(m))
+            }
+            Kind::Papaya => {
+                let m = papaya::HashMap::with_capacity_and_hasher(KEYS as usize, hasher());
+                let pinned = m.pin();
+                for (k, v) in prefilled() {
+                    pinned.insert(k, v);
+                }
+                drop(pinned);
+                Contender::Papaya(Arc::new(m))
+            }
             Kind::Unshared => Contender::Unshared,
         }
     }
@@ -261,6 +342,9 @@ impl Contender {
             Contender::ParkingLot(m) => Box::new(PlRead(Arc::clone(m))),
             Contender::ArcSwap(m) => Box::new(SwapRead(Arc::clone(m))),
             Contender::Evmap { r, .. } => Box::new(EvRead(r.lock().expect("lock").clone())),
+            Contender::DashMap(m) => Box::new(DashRead(Arc::clone(m))),
+            Contender::Scc(m) => Box::new(SccMap(Arc::clone(m))),
+            Contender::Papaya(m) => Box::new(PapayaMap(Arc::clone(m))),
             Contender::Unshared => Box::new(Private(prefilled())),
         }
     }
@@ -277,6 +361,9 @@ impl Contender {
             Contender::ParkingLot(m) => Box::new(PlWrite(Arc::clone(m))),
             Contender::ArcSwap(m) => Box::new(SwapWrite(Arc::clone(m))),
             Contender::Evmap { w, .. } => Box::new(EvWrite(Arc::clone(w))),
+            Contender::DashMap(m) => Box::new(DashRead(Arc::clone(m))),
+            Contender::Scc(m) => Box::new(SccMap(Arc::clone(m))),
+            Contender::Papaya(m) => Box::new(PapayaMap(Arc::clone(m))),
             Contender::Unshared => Box::new(Private(prefilled())),
         }
     }
@@ -413,6 +500,57 @@ impl Writes for EvWrite {
     fn flush(&mut self) {
         self.0.lock().expect("lock").0.publish();
     }
+}
+
+/// dashmap, read and written in place.
+struct DashRead(Arc<dashmap::DashMap<u64, u64, Hasher>>);
+
+impl Reads for DashRead {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.get(&key).map(|v| *v).unwrap_or(0)
+    }
+}
+
+impl Writes for DashRead {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+
+    fn flush(&mut self) {}
+}
+
+/// scc's map, read and written in place.
+struct SccMap(Arc<scc::HashMap<u64, u64, Hasher>>);
+
+impl Reads for SccMap {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.read_sync(&key, |_, v| *v).unwrap_or(0)
+    }
+}
+
+impl Writes for SccMap {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.upsert_sync(key, value);
+    }
+
+    fn flush(&mut self) {}
+}
+
+/// papaya's map, read and written in place.
+struct PapayaMap(Arc<papaya::HashMap<u64, u64, Hasher>>);
+
+impl Reads for PapayaMap {
+    fn get(&mut self, key: u64) -> u64 {
+        self.0.pin().get(&key).copied().unwrap_or(0)
+    }
+}
+
+impl Writes for PapayaMap {
+    fn set(&mut self, key: u64, value: u64) {
+        self.0.pin().insert(key, value);
+    }
+
+    fn flush(&mut self) {}
 }
 
 /// A map only its own thread touches: [`Kind::Unshared`].

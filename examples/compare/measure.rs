@@ -65,7 +65,7 @@ pub(crate) fn prepare(s: &Scenario, budget: &Budget, progress: &ProgressBar) -> 
     ));
     if every == u64::MAX {
         let dir = tempfile::tempdir().expect("temp dir");
-        let rt = rwlog_only::durable_runtime(dir.path());
+        let rt = rwlog_only::durable_runtime(dir.path(), Kind::Rwlog);
         fill(&rt, budget.log_events, 11);
         return Some(Prepared::Disk(dir));
     }
@@ -91,7 +91,7 @@ pub(crate) fn measure(
         ) => throughput(kind, *readers, *writers, *mix, budget.window),
         (Work::ReadLatency, _) => read_latency(kind, budget.window),
         (Work::AppendLatency { saturating }, _) => {
-            rwlog_only::append_latency(*saturating, budget.window)
+            rwlog_only::append_latency(kind, *saturating, budget.window)
         }
         (Work::Replay, Some(Prepared::Memory(rt))) => {
             let t = Instant::now();
@@ -105,11 +105,13 @@ pub(crate) fn measure(
                 ..Sample::default()
             }
         }
-        (Work::DurableWrites { writers }, _) => rwlog_only::durable_writes(*writers, budget.window),
+        (Work::DurableWrites { writers }, _) => {
+            rwlog_only::durable_writes(kind, *writers, budget.window)
+        }
         (Work::Recovery, Some(Prepared::Disk(dir))) => {
             rwlog_only::recovery(dir.path(), budget.log_events)
         }
-        (Work::Actors { shards }, _) => rwlog_only::actors(*shards, budget.window),
+        (Work::Actors { shards }, _) => rwlog_only::actors(kind, *shards, budget.window),
         (Work::TimeTravel, Some(Prepared::Memory(rt))) => {
             let mut keys = Keys::new(3);
             let mut h = histogram();

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use rwlog::StreamId;
 
-use crate::contenders::{self, kv_runtime, Keys, Kv, Set};
+use crate::contenders::{self, kv_runtime_for, Keys, Kind, Kv, Set};
 use crate::measure::{histogram, latency_sample, record, Sample};
 
-pub(crate) fn append_latency(saturating: bool, window: Duration) -> Sample {
-    let rt = kv_runtime(0);
+pub(crate) fn append_latency(kind: Kind, saturating: bool, window: Duration) -> Sample {
+    let rt = kv_runtime_for(kind);
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..if saturating { 2 } else { 0 })
         .map(|i| {
@@ -69,17 +69,18 @@ pub(crate) fn append_latency(saturating: bool, window: Duration) -> Sample {
 }
 
 /// A log on disk under a temporary directory, removed afterwards.
-pub(crate) fn durable_runtime(dir: &std::path::Path) -> rwlog::Runtime<Set> {
+pub(crate) fn durable_runtime(dir: &std::path::Path, kind: Kind) -> rwlog::Runtime<Set> {
     rwlog::Runtime::<Set>::builder()
+        .sequencing(kind.sequencing())
         .storage(rwlog::Storage::dir(dir).durability(rwlog::Durability::Fsync))
         .view("kv", Kv(contenders::prefilled()))
         .build()
         .expect("durable runtime")
 }
 
-pub(crate) fn durable_writes(writers: usize, window: Duration) -> Sample {
+pub(crate) fn durable_writes(kind: Kind, writers: usize, window: Duration) -> Sample {
     let dir = tempfile::tempdir().expect("temp dir");
-    let rt = durable_runtime(dir.path());
+    let rt = durable_runtime(dir.path(), kind);
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let handles: Vec<_> = (0..writers)
@@ -123,7 +124,7 @@ pub(crate) fn durable_writes(writers: usize, window: Duration) -> Sample {
 
 pub(crate) fn recovery(dir: &std::path::Path, events: u64) -> Sample {
     let t = Instant::now();
-    let rt = durable_runtime(dir);
+    let rt = durable_runtime(dir, Kind::Rwlog);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(rt.head().0, events);
     Sample {
@@ -149,8 +150,8 @@ impl rwlog::Aggregate for Slot {
     fn apply(&mut self, _: &Set) {}
 }
 
-pub(crate) fn actors(shards: usize, window: Duration) -> Sample {
-    let rt = kv_runtime(0);
+pub(crate) fn actors(kind: Kind, shards: usize, window: Duration) -> Sample {
+    let rt = kv_runtime_for(kind);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()

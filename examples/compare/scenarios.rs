@@ -94,7 +94,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             ..rw("reads_4r", "4r", 4, 0)
         },
         Scenario {
-            contenders: plus(reads(), Kind::RwlogDeepQueue),
+            contenders: plus(plus(reads(), Kind::RwlogDeepQueue), Kind::RwlogThread),
             ..rw("reads_2r_1w", "2r+1w", 2, 1)
         },
         Scenario {
@@ -132,13 +132,22 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         name: "append_latency",
         threads: "1w",
         work: Work::AppendLatency { saturating: false },
-        contenders: vec![(Kind::RwlogAppend, "rwlog append (idle)")],
+        contenders: vec![
+            (Kind::RwlogAppend, "rwlog append (idle)"),
+            (Kind::RwlogThreadAppend, "rwlog append (idle), thread mode"),
+        ],
     });
     v.push(Scenario {
         name: "append_latency",
         threads: "1w+2 submitting",
         work: Work::AppendLatency { saturating: true },
-        contenders: vec![(Kind::RwlogAppend, "rwlog append (saturated)")],
+        contenders: vec![
+            (Kind::RwlogAppend, "rwlog append (saturated)"),
+            (
+                Kind::RwlogThreadAppend,
+                "rwlog append (saturated), thread mode",
+            ),
+        ],
     });
     v.push(Scenario {
         name: "replay",
@@ -147,22 +156,37 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         contenders: vec![(Kind::Rwlog, "rwlog view_at(head), no snapshots")],
     });
     for (name, shards, label) in [
-        ("actors_1s", 1, "rwlog actors, 1 shard"),
-        ("actors_2s", 2, "rwlog actors, 2 shards"),
-        ("actors_4s", 4, "rwlog actors, 4 shards"),
+        (
+            "actors_1s",
+            1,
+            ("rwlog actors, 1 shard", "thread mode, 1 shard"),
+        ),
+        (
+            "actors_2s",
+            2,
+            ("rwlog actors, 2 shards", "thread mode, 2 shards"),
+        ),
+        (
+            "actors_4s",
+            4,
+            ("rwlog actors, 4 shards", "thread mode, 4 shards"),
+        ),
     ] {
         v.push(Scenario {
             name,
             threads: "64 clients",
             work: Work::Actors { shards },
-            contenders: vec![(Kind::Rwlog, label)],
+            contenders: vec![(Kind::Rwlog, label.0), (Kind::RwlogThread, label.1)],
         });
     }
     v.push(Scenario {
         name: "durable_writes_2w",
         threads: "2w",
         work: Work::DurableWrites { writers: 2 },
-        contenders: vec![(Kind::Rwlog, "rwlog submit, Fsync")],
+        contenders: vec![
+            (Kind::Rwlog, "rwlog submit, Fsync"),
+            (Kind::RwlogThread, "rwlog submit, Fsync, thread mode"),
+        ],
     });
     v.push(Scenario {
         name: "recovery",

@@ -37,10 +37,13 @@ pub enum Sequencing {
     /// A writer that queues an append and finds nobody sequencing does it
     /// itself, for its append and every other queued one: an acknowledged
     /// append costs no thread hand-off, and a writer thread never waits for
-    /// a sequencer thread to get a core. The sequencer thread only takes
-    /// over from a writer that has sequenced a bounded number of batches,
-    /// and sequences the appends of async tasks. Views are applied on the
-    /// writers' threads. The default.
+    /// a sequencer thread to get a core. A submitting writer leaves up to 64
+    /// appends queued, to be sequenced as one batch. The sequencer thread
+    /// only takes over from a writer that has sequenced a bounded number of
+    /// batches, sequences what writers left queued after a millisecond, and
+    /// sequences async tasks' appends to a durable log (an executor's thread
+    /// never syncs a file; in memory, async tasks sequence too). Views are
+    /// applied on the writers' threads. The default.
     #[default]
     Combining,
     /// A dedicated thread sequences every append; writers only queue their
@@ -58,13 +61,20 @@ const WRITER_ROUNDS: usize = 4;
 /// little more than a batch of one.
 const DEFER: usize = 64;
 
+/// How many commands a submitting writer lets wait in the queue while
+/// another thread sequences before it waits for them to be taken: without
+/// a bound, writers that submit faster than one thread sequences keep the
+/// queue full, and an `append` behind them waits for all of it.
+const BACKLOG: usize = 2 * DEFER;
+
 /// How long the sequencer thread lets submitted commands wait for a writer
 /// to sequence them before it does.
 const SWEEP_AFTER: Duration = Duration::from_millis(1);
 
-/// How long the sequencer thread polls the queue before parking, in
-/// `Thread` mode (a writer waiting for its ack usually sends the next
-/// append soon, and waking a parked thread costs microseconds).
+/// How long the sequencer thread polls for work before parking, in
+/// `Thread` mode and for async tasks' appends to a durable log (their next
+/// append usually comes soon, and waking a parked thread costs
+/// microseconds).
 const SPINS: u32 = sync::budget(128);
 const YIELDS: u32 = sync::budget(64);
 
@@ -157,6 +167,9 @@ pub(crate) struct Combiner<E> {
     sweep: AtomicBool,
     /// Shutdown: the thread drains the queue for good and ends.
     closing: AtomicBool,
+    /// The log is durable: batches sync a file, which never happens on an
+    /// async task's (an executor's) thread.
+    durable: bool,
     faults: Faults,
 }
 
@@ -167,7 +180,9 @@ impl<E: Event> Combiner<E> {
         mode: Sequencing,
         faults: Faults,
     ) -> Combiner<E> {
+        let durable = sequencer.is_durable();
         Combiner {
+            durable,
             queue,
             role: Role::new(sequencer),
             mode,
@@ -244,7 +259,9 @@ impl<E: Event> Combiner<E> {
     pub(crate) fn run_thread(&self) {
         let _span = tracing::debug_span!("sequencer thread").entered();
         while !self.closing() {
-            if self.mode == Sequencing::Thread {
+            // With a thread of its own, or when async tasks hand it work,
+            // the next command usually comes soon.
+            if self.mode == Sequencing::Thread || self.durable {
                 self.poll_briefly();
             }
             self.wake
@@ -292,11 +309,11 @@ impl<E: Event> Combiner<E> {
         }
     }
 
-    /// `Thread` mode: polls the queue for a moment before parking.
+    /// Polls for work for a moment before parking.
     fn poll_briefly(&self) {
         let started = Instant::now();
         for i in 0..SPINS + YIELDS {
-            if !self.queue.is_empty() || self.closing() {
+            if self.has_work() || self.closing() {
                 return;
             }
             if i < SPINS {
@@ -320,6 +337,17 @@ impl<E: Event> Combiner<E> {
         self.wake.notify();
     }
 
+    /// A submitting writer found the role taken and a backlog queued: it
+    /// waits (yielding its core to the sequencing thread) until the backlog
+    /// is down to what it may defer, sequencing itself if the role frees.
+    fn hold_back(&self) {
+        while self.queue.len() > BACKLOG {
+            if self.session(WRITER_ROUNDS) == 0 {
+                sync::yield_now();
+            }
+        }
+    }
+
     /// Drops every queued command unsequenced (each answers `Closed`): for
     /// a runtime whose sequencer thread died.
     pub(crate) fn drop_queued(&self) {
@@ -331,15 +359,18 @@ impl<E: Event> Drain for Combiner<E> {
     fn queued(&self, by: Queued) {
         match (self.mode, by) {
             (Sequencing::Thread, _) => self.wake.notify(),
-            (Sequencing::Combining, Queued::Async) => self.hand_off(),
+            // A durable batch syncs a file: not on an executor's thread.
+            (Sequencing::Combining, Queued::Async) if self.durable => self.hand_off(),
             (Sequencing::Combining, Queued::Submitted) if self.queue.len() < DEFER => {
                 self.sweep_later()
             }
-            (Sequencing::Combining, _) => {
+            (Sequencing::Combining, by) => {
                 // Pairs with the fence in `session`: this thread sees the role
                 // free, or its holder sees the command just queued.
                 fence(Ordering::SeqCst);
-                self.session(WRITER_ROUNDS);
+                if self.session(WRITER_ROUNDS) == 0 && by == Queued::Submitted {
+                    self.hold_back();
+                }
             }
         }
     }
