@@ -154,8 +154,9 @@ pub enum Error {
         /// Its position.
         position: Position,
     },
-    /// The sequencer thread panicked (a bug in rwlog: please report it).
-    #[error("the sequencer thread panicked: {0}")]
+    /// The sequencer panicked, on a writer's thread or its own (a bug in
+    /// rwlog: please report it). Every later append gets this error.
+    #[error("the sequencer panicked: {0}")]
     SequencerPanicked(String),
 }
 

@@ -7,16 +7,19 @@
 //! read writes the lock's shared counter, so reads on many cores fight over
 //! one cache line. And once a write is done, the old state is gone.
 //!
-//! rwlog replaces the lock with a log. Writers never take a lock: they send
-//! *events* to one sequencer thread, which gives each its global position,
-//! appends it to the log and folds it into *views*. Readers never take a
+//! rwlog replaces the lock with a log. Writers never take a lock: they queue
+//! *events* for the sequencer, which gives each its global position,
+//! appends it to the log and folds it into *views*. The sequencer is a role:
+//! a writer that finds nobody sequencing does it itself, for everyone's
+//! queued events ([`Sequencing`]). Readers never take a
 //! lock either: they load an immutable [`Snapshot`] of a view, tagged with
 //! the position it reflects, in one atomic load that writes no shared cache
 //! line. Every change is kept, so any past state can be rebuilt.
 //!
 //! # What is in the crate
 //!
-//! - [`Runtime`] and its [`Builder`]: the log, the views, the sequencer thread.
+//! - [`Runtime`] and its [`Builder`]: the log, the views, the sequencer
+//!   (a role writers take, and a thread; see [`Sequencing`]).
 //! - [`Writer`]: `append` (waits for the acknowledgement), `append_expecting`
 //!   (optimistic concurrency with [`Expected`]), `append_batch` (atomic),
 //!   `submit` (returns a [`Ticket`]), `try_append`, `append_async`.

@@ -22,8 +22,9 @@ use crate::sync::{self, Arc, ArcSwap, AtomicU64, OnceLock, Ordering};
 ///
 /// `apply` must be deterministic: given the same state and event it must
 /// make the same change, because rwlog applies every event to several
-/// copies of a view. It must not block for long: it runs on the sequencer
-/// thread, before appends are acknowledged.
+/// copies of a view. It must not block for long: it runs wherever the
+/// sequencer runs (a writer's thread with [`Sequencing::Combining`](crate::Sequencing),
+/// the sequencer thread otherwise), before appends are acknowledged.
 ///
 /// # How a view is published
 ///
