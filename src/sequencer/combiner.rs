@@ -359,8 +359,13 @@ impl<E: Event> Drain for Combiner<E> {
     fn queued(&self, by: Queued) {
         match (self.mode, by) {
             (Sequencing::Thread, _) => self.wake.notify(),
-            // A durable batch syncs a file: not on an executor's thread.
-            (Sequencing::Combining, Queued::Async) if self.durable => self.hand_off(),
+            // A durable batch syncs a file: not on an executor's thread, and
+            // not on a submitter's, which would wait out each sync for
+            // commands it does not wait for; the thread, syncing while they
+            // queue, takes them a whole queue at a time.
+            (Sequencing::Combining, Queued::Async | Queued::Submitted) if self.durable => {
+                self.hand_off()
+            }
             (Sequencing::Combining, Queued::Submitted) if self.queue.len() < DEFER => {
                 self.sweep_later()
             }
@@ -377,6 +382,11 @@ impl<E: Event> Drain for Combiner<E> {
 
     fn full(&self) -> bool {
         match self.mode {
+            Sequencing::Combining if self.durable => {
+                // The thread makes room a sync at a time: wait for it.
+                self.hand_off();
+                true
+            }
             Sequencing::Combining => {
                 if self.session(WRITER_ROUNDS) == 0 {
                     // Someone else sequences: room comes soon.
