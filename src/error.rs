@@ -154,6 +154,34 @@ pub enum Error {
         /// Its position.
         position: Position,
     },
+    /// The shared log's database failed or refused: connecting to it,
+    /// authenticating, a statement (a lock wait past `lock_timeout`, for
+    /// one), or a connection lost before a batch's commit was sent or whose
+    /// batch was found not committed after reconnecting. The message says
+    /// what was being done and what the server said. An append that gets
+    /// this error is not in the log, and may be retried.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The connection to the shared log's database was lost while an
+    /// append's batch was being committed, and could not be re-established
+    /// in time to learn whether the commit happened: the append may or may
+    /// not be in the log. An append whose first event carries an id (see
+    /// [`NewEvent::with_id`](crate::NewEvent::with_id)) can be retried
+    /// safely: if the first attempt was committed, the retry is
+    /// acknowledged with its position instead of being written twice.
+    #[error("the append's outcome is unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The shared log's schema in the database is of a version this rwlog
+    /// does not read (created by a newer rwlog, or not rwlog's).
+    #[error("schema `{schema}` holds rwlog's tables at version {found}, and this rwlog reads version {supported}")]
+    SchemaMismatch {
+        /// The database schema.
+        schema: String,
+        /// The version found there.
+        found: i32,
+        /// The version this rwlog reads and writes.
+        supported: i32,
+    },
     /// The sequencer panicked, on a writer's thread or its own (a bug in
     /// rwlog: please report it). Every later append gets this error.
     #[error("the sequencer panicked: {0}")]

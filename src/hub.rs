@@ -3,12 +3,14 @@
 //! it has exited. Writers, the sequencer, readers, subscriptions,
 //! projections and actors all reach the runtime through it.
 
+use crate::error::Result;
 use crate::event::{Event, Timestamp};
 use crate::faults::Faults;
 use crate::log::Log;
 use crate::position::Position;
 use crate::read::Timeline;
 use crate::signal::Signal;
+use crate::storage::SharedHead;
 use crate::sync::{Arc, AtomicBool, AtomicU64, OnceLock, Ordering};
 use crate::write::Gate;
 
@@ -22,10 +24,12 @@ pub(crate) struct Hub<E> {
     pub(crate) counters: Counters,
     /// Why the durable log failed, once it has.
     pub(crate) storage_failure: OnceLock<String>,
+    /// A log other processes append to: its head in the database.
+    shared: Option<Arc<dyn SharedHead>>,
 }
 
 impl<E> Hub<E> {
-    pub(crate) fn new(log: Log<E>, faults: Faults) -> Hub<E> {
+    pub(crate) fn new(log: Log<E>, faults: Faults, shared: Option<Arc<dyn SharedHead>>) -> Hub<E> {
         Hub {
             log,
             signal: Signal::new(faults),
@@ -33,6 +37,7 @@ impl<E> Hub<E> {
             exited: AtomicBool::new(false),
             counters: Counters::default(),
             storage_failure: OnceLock::new(),
+            shared,
         }
     }
 
@@ -54,6 +59,15 @@ impl<E> Hub<E> {
 impl<E: Event> Timeline for Hub<E> {
     fn head(&self) -> Position {
         self.log.head()
+    }
+
+    fn shared_head(&self) -> Result<Position> {
+        match &self.shared {
+            // Once the sequencer has exited nothing more is adopted: the
+            // local head is all a read will ever see.
+            Some(shared) if !Hub::exited(self) => Ok(Position(shared.head()?)),
+            _ => Ok(self.log.head()),
+        }
     }
 
     fn recorded_at(&self, position: Position) -> Option<Timestamp> {

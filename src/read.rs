@@ -16,6 +16,10 @@ use crate::view::{Snapshot, ViewState};
 pub(crate) trait Timeline: Send + Sync {
     /// The log's head: every acknowledged append is at or below it.
     fn head(&self) -> Position;
+    /// The head of the whole log: for a log other processes append to, the
+    /// database's (a round trip, which also wakes the sequencer to adopt
+    /// what it has not); else [`head`](Timeline::head).
+    fn shared_head(&self) -> Result<Position>;
     /// When the event at `position` was recorded.
     fn recorded_at(&self, position: Position) -> Option<Timestamp>;
     /// Notified after every published batch and when the sequencer exits.
@@ -183,13 +187,21 @@ impl<V: Send + Sync + 'static> Reader<V> {
     /// position of an acknowledged append. Waits (parked, not spinning) until
     /// the view reaches it.
     ///
+    /// With a log shared through PostgreSQL, `position` may come from an
+    /// append acknowledged in another process: the read waits until this
+    /// process has adopted it.
+    ///
     /// Errors: [`Error::PositionOutOfRange`] if `position` is beyond the log's
     /// head (no append has it yet, so waiting could be forever: use
     /// [`at_least_timeout`](Reader::at_least_timeout) to wait for future
     /// positions); [`Error::ViewFailed`] if the view failed before reaching
-    /// it.
+    /// it; [`Error::Postgres`] if a shared log's head cannot be read.
     pub fn at_least(&self, position: Position) -> Result<SnapshotRef<V>> {
-        let head = self.timeline.head();
+        let mut head = self.timeline.head();
+        if position > head {
+            // Perhaps another process appended it.
+            head = self.timeline.shared_head()?;
+        }
         if position > head {
             return Err(Error::PositionOutOfRange {
                 requested: position,
@@ -212,10 +224,16 @@ impl<V: Send + Sync + 'static> Reader<V> {
     /// A snapshot that includes every append acknowledged before this call
     /// began, on any thread (a linearizable read). Waits at most for the
     /// batch in flight to be published.
+    ///
+    /// With a log shared through PostgreSQL: every append acknowledged in
+    /// any process before the call began. The database's head is read (a
+    /// round trip) and the read waits until this process has adopted up to
+    /// it. Errors: [`Error::Postgres`] if the head cannot be read.
     pub fn strong(&self) -> Result<SnapshotRef<V>> {
         // Every acknowledged append is at or below the log head, which the
-        // sequencer raises before it publishes and acknowledges a batch.
-        let head = self.timeline.head();
+        // sequencer raises before it publishes and acknowledges a batch (a
+        // shared log's, before it commits).
+        let head = self.timeline.shared_head()?;
         self.wait_for(head, None)
     }
 

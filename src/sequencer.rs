@@ -11,6 +11,7 @@ use std::collections::HashMap;
 mod combiner;
 mod dedupe;
 mod ids;
+mod shared;
 
 pub(crate) use combiner::Combiner;
 pub use combiner::Sequencing;
@@ -20,7 +21,7 @@ use crate::event::Batch;
 use crate::event::{Event, Recorded, Timestamp};
 use crate::hub::Hub;
 use crate::position::{Expected, Position, StreamId};
-use crate::storage::Store;
+use crate::storage::{Failure, Store};
 use crate::sync::channel::Receiver;
 use crate::sync::Arc;
 use crate::view::ViewDriver;
@@ -28,6 +29,7 @@ use crate::write::{AppendCmd, Appended, Events, Reply};
 
 use dedupe::Dedupe;
 use ids::Ids;
+use shared::Undo;
 
 /// What every event of a batch is stamped with.
 struct Stamp {
@@ -51,11 +53,24 @@ pub(crate) enum Ran {
 }
 
 /// Why the sequencer refuses every append.
+#[derive(Clone)]
 enum Refusal {
     /// The store failed: (kind, message).
     Storage(std::io::ErrorKind, String),
     /// The sequencer panicked (a bug of rwlog's), with the message.
     Panicked(String),
+}
+
+impl Refusal {
+    fn error(&self) -> Error {
+        match self {
+            Refusal::Storage(kind, message) => Error::Io(std::io::Error::new(
+                *kind,
+                format!("the log could not be written ({message}); the runtime takes no more appends until reopened"),
+            )),
+            Refusal::Panicked(message) => Error::SequencerPanicked(message.clone()),
+        }
+    }
 }
 
 /// A batch as assigned: its records, and each command's answer.
@@ -86,6 +101,11 @@ pub(crate) struct Sequencer<E> {
     /// them from the log.
     failed: Option<Refusal>,
     dedupe: Dedupe,
+    /// Other processes append to the log too (see [`Store::is_shared`]).
+    shared_log: bool,
+    /// What the batch being assigned changed, undone if a shared log
+    /// refuses it (kept empty otherwise).
+    undo: Undo,
 }
 
 impl<E: Event> Sequencer<E> {
@@ -97,16 +117,18 @@ impl<E: Event> Sequencer<E> {
         dedupe_window: usize,
     ) -> Sequencer<E> {
         let mut dedupe = Dedupe::new(dedupe_window);
+        let shared_log = store.as_ref().is_some_and(|s| s.is_shared());
         // Continue where a recovered log left off. Its newest ids are
         // remembered one event at a time (the grouping of events into
-        // appends is not stored).
+        // appends is not stored); a shared log finds them in the database,
+        // with their appends' extents.
         let mut versions: HashMap<StreamId, u64, _> = HashMap::default();
         let mut last_stamp = Timestamp::from_nanos(0);
         let remembered_from = shared.log.head().0.saturating_sub(dedupe_window as u64);
         for e in shared.log.read_all(..) {
             versions.insert(e.stream.clone(), e.version);
             last_stamp = e.recorded_at;
-            if e.position.0 > remembered_from {
+            if e.position.0 > remembered_from && !shared_log {
                 let ack = Appended {
                     position: e.position,
                     version: e.version,
@@ -127,19 +149,15 @@ impl<E: Event> Sequencer<E> {
             store,
             failed: None,
             dedupe,
+            shared_log,
+            undo: Undo::default(),
         }
     }
 
     /// The error every append gets once the store has failed or the
     /// sequencer panicked.
     fn storage_error(&self) -> Option<Error> {
-        self.failed.as_ref().map(|refusal| match refusal {
-            Refusal::Storage(kind, message) => Error::Io(std::io::Error::new(
-                *kind,
-                format!("the log could not be written ({message}); the runtime takes no more appends until reopened"),
-            )),
-            Refusal::Panicked(message) => Error::SequencerPanicked(message.clone()),
-        })
+        self.failed.as_ref().map(Refusal::error)
     }
 
     /// Whether batches are made durable in a store.
@@ -164,6 +182,7 @@ impl<E: Event> Sequencer<E> {
     /// Takes commands from the queue, up to `max_batch` events (an append
     /// is never split), and sequences them as one batch.
     pub(crate) fn run_batch(&mut self, rx: &Receiver<AppendCmd<E>>) -> Ran {
+        let caught_up = self.catch_up();
         let mut cmds = std::mem::take(&mut self.pending);
         let mut events = 0;
         // Take what is queued now (more may arrive: the next batch, or the
@@ -177,6 +196,7 @@ impl<E: Event> Sequencer<E> {
         }
         let emptied = queued == 0;
         let ran = match (cmds.is_empty(), emptied) {
+            (true, _) if caught_up => Ran::Emptied,
             (true, _) => Ran::Nothing,
             (false, true) => Ran::Emptied,
             (false, false) => Ran::Full,
@@ -196,6 +216,10 @@ impl<E: Event> Sequencer<E> {
                 let error = self.storage_error().unwrap_or(Error::Closed);
                 cmd.reply.send(Err(error));
             }
+            return;
+        }
+        if let Err(failure) = self.begin(cmds) {
+            self.refuse(cmds, failure);
             return;
         }
         let assigned = self.assign(cmds);
@@ -279,11 +303,9 @@ impl<E: Event> Sequencer<E> {
                 payload: e.payload,
             });
         }
-        if let Some(store) = &mut self.store {
-            if let Err(e) = store.stage(&records[start..]) {
-                records.truncate(start);
-                return Err(e);
-            }
+        stage(&mut self.store, records, start, first_id)?;
+        if self.shared_log {
+            self.undo.record(&stream, current, first_id);
         }
         let count = (records.len() - start) as u64;
         let ack = Appended {
@@ -312,10 +334,14 @@ impl<E: Event> Sequencer<E> {
             rejected,
         } = assigned;
         let appended = records.len() as u64;
+        if let (Some(store), 0) = (&mut self.store, appended) {
+            store.abort();
+        }
         if appended > 0 {
             if let Some(store) = &mut self.store {
-                if let Err(e) = store.commit() {
-                    self.fail(e, acks);
+                if let Err(failure) = store.commit() {
+                    self.undo_batch();
+                    self.fail(failure, acks);
                     return;
                 }
             }
@@ -326,6 +352,7 @@ impl<E: Event> Sequencer<E> {
             }
             self.shared.counters.record_batch(appended);
         }
+        self.undo.clear();
         self.shared.counters.record_rejected(rejected);
         // Readers waiting for these positions re-check now; writers learn
         // their positions only after the views show them.
@@ -337,17 +364,61 @@ impl<E: Event> Sequencer<E> {
         self.acks = acks;
     }
 
-    /// The store failed: refuse this batch and every later append.
-    fn fail(&mut self, e: std::io::Error, acks: Vec<(Reply, Result<Appended>)>) {
-        tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
-        let _ = self.shared.storage_failure.set(e.to_string());
-        self.failed = Some(Refusal::Storage(e.kind(), e.to_string()));
+    /// The store refused the batch: every append of it gets the refusal
+    /// (and a fatal failure refuses every later append too).
+    fn fail(&mut self, failure: Failure, acks: Vec<(Reply, Result<Appended>)>) {
+        let refused = self.refusal(failure);
+        let mut failed = 0;
         for (reply, result) in acks {
             let result = match result {
-                Ok(_) => Err(self.storage_error().unwrap_or(Error::Closed)),
+                Ok(_) => {
+                    failed += 1;
+                    Err(refused())
+                }
                 Err(e) => Err(e),
             };
             reply.send(result);
         }
+        self.shared.counters.record_rejected(failed);
     }
+
+    /// What a failure means for the appends it refuses; a fatal one also
+    /// refuses every later append.
+    fn refusal(&mut self, failure: Failure) -> impl Fn() -> Error + 'static {
+        let rejection = match failure {
+            Failure::Fatal(e) => {
+                tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
+                let _ = self.shared.storage_failure.set(e.to_string());
+                self.failed = Some(Refusal::Storage(e.kind(), e.to_string()));
+                None
+            }
+            Failure::Batch(rejection) => {
+                tracing::warn!(?rejection, "the shared log refused a batch");
+                Some(rejection)
+            }
+        };
+        let fatal = self.failed.clone();
+        move || match (&rejection, &fatal) {
+            (Some(r), _) => r.error(),
+            (None, Some(refusal)) => refusal.error(),
+            (None, None) => Error::Closed,
+        }
+    }
+}
+
+/// Stages an append's records (from `start`) with the store, if any; on an
+/// error they leave the batch.
+fn stage<E>(
+    store: &mut Option<Box<dyn Store<E>>>,
+    records: &mut Vec<Recorded<E>>,
+    start: usize,
+    keyed: Option<uuid::Uuid>,
+) -> Result<()> {
+    if let Some(store) = store {
+        if let Err(e) = store.stage(&records[start..], keyed.is_some()) {
+            records.truncate(start);
+            return Err(e);
+        }
+    }
+    Ok(())
 }

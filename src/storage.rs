@@ -30,49 +30,29 @@ mod files;
 mod frame;
 mod identity;
 mod lock;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod read;
 mod recover;
 mod report;
 mod scan;
 mod segment;
 mod snapshot;
+mod store;
 mod upcast;
 
 pub(crate) use checkpoint::CheckpointFiles;
 pub(crate) use claim::LogFacts;
-pub(crate) use config::DirOptions;
+pub(crate) use config::Engine;
 #[doc(hidden)]
 pub use config::InjectedFault;
 pub use config::{Durability, RecoveryMode, Storage};
 pub(crate) use files::is_plain_file_name;
 pub(crate) use recover::open;
 pub use report::{Cut, RecoveryReport};
-pub(crate) use segment::SegmentWriter;
 pub(crate) use snapshot::SnapshotFiles;
+pub(crate) use store::{Failure, SharedHead, Store};
 pub(crate) use upcast::Upcasters;
-
-/// Where the sequencer makes a batch durable before publishing it: one
-/// engine of durable storage (today the segment files of a directory).
-pub(crate) trait Store<E>: Send {
-    /// Adds one accepted append's records to the batch being built. An
-    /// error (an event too large, or one that does not encode) rejects
-    /// that append only: nothing of it is staged.
-    fn stage(&mut self, records: &[crate::event::Recorded<E>]) -> crate::error::Result<()>;
-
-    /// Writes (and, as configured, syncs) the staged batch. An error means
-    /// the batch may not be durable: it is not published or acknowledged.
-    fn commit(&mut self) -> std::io::Result<()>;
-}
-
-impl<E: crate::event::Event + serde::Serialize> Store<E> for SegmentWriter {
-    fn stage(&mut self, records: &[crate::event::Recorded<E>]) -> crate::error::Result<()> {
-        SegmentWriter::stage(self, records)
-    }
-
-    fn commit(&mut self) -> std::io::Result<()> {
-        SegmentWriter::commit(self)
-    }
-}
 
 /// What the rest of the runtime needs to know about an open directory.
 #[derive(Clone, Debug)]

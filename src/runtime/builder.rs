@@ -13,7 +13,7 @@ use crate::log::Log;
 use crate::projection::Checkpoints;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
 use crate::storage::{
-    self, CheckpointFiles, DirInfo, DirOptions, RecoveryReport, Storage, Store, Upcasters,
+    self, CheckpointFiles, DirInfo, Engine, RecoveryReport, SharedHead, Storage, Store, Upcasters,
 };
 use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc, Mutex};
@@ -22,16 +22,19 @@ use crate::view::View;
 use super::views::{self, ViewFactory, ViewSetup};
 use super::{Parts, Runtime};
 
-/// What opening a log directory gives the builder.
+/// What opening durable storage gives the builder.
 struct Opened<E> {
     events: Vec<Recorded<E>>,
     store: Box<dyn Store<E>>,
-    info: DirInfo,
-    report: RecoveryReport,
+    /// A log directory's facts.
+    info: Option<DirInfo>,
+    report: Option<RecoveryReport>,
+    /// A shared log's head, for strong reads and the tailer's wake-ups.
+    shared: Option<Arc<dyn SharedHead>>,
 }
 
-/// Opens a log directory (the builder knows `E: Serialize` only here).
-type Opener<E> = Box<dyn FnOnce(&DirOptions, &Upcasters<E>) -> Result<Opened<E>>>;
+/// Opens durable storage (the builder knows `E: Serialize` only here).
+type Opener<E> = Box<dyn FnOnce(Arc<Upcasters<E>>) -> Result<Opened<E>>>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 ///
@@ -59,7 +62,7 @@ pub struct Builder<E> {
     max_append_events: usize,
     spare_copies: usize,
     faults: Faults,
-    storage: Option<(DirOptions, Opener<E>)>,
+    storage: Option<(Storage, Opener<E>)>,
     upcasters: Upcasters<E>,
     dedupe_window: usize,
     sequencing: Sequencing,
@@ -80,7 +83,7 @@ impl<E> fmt::Debug for Builder<E> {
             .field("snapshot_every", &self.snapshot_every)
             .field("max_append_events", &self.max_append_events)
             .field("spare_copies", &self.spare_copies)
-            .field("storage", &self.storage.as_ref().map(|(d, _)| d))
+            .field("storage", &self.storage.as_ref().map(|(s, _)| s))
             .field("upcasters", &self.upcasters)
             .finish()
     }
@@ -202,12 +205,12 @@ impl<E: Event> Builder<E> {
             faults: self.faults,
         };
         let opened = match self.storage {
-            Some((options, open)) => Some(open_storage(&options, open, &self.upcasters)?),
+            Some((_, open)) => Some(open_storage(open, Arc::new(self.upcasters))?),
             None => None,
         };
-        let (events, store, dir, report) = match opened {
-            Some(o) => (o.events, Some(o.store), Some(o.info), Some(o.report)),
-            None => (Vec::new(), None, None, None),
+        let (events, store, dir, report, shared) = match opened {
+            Some(o) => (o.events, Some(o.store), o.info, o.report, o.shared),
+            None => (Vec::new(), None, None, None, None),
         };
         // The recovered log is one batch, kept whole like any other.
         let recovered: Batch<E> = Arc::new(events);
@@ -222,7 +225,7 @@ impl<E: Event> Builder<E> {
         };
         let (drivers, views) = views::start_all(self.views, &setup)?;
         drop(recovered);
-        let hub = Arc::new(Hub::new(log, settings.faults));
+        let hub = Arc::new(Hub::new(log, settings.faults, shared.clone()));
         let sequencer = Sequencer::new(
             Arc::clone(&hub),
             drivers,
@@ -233,6 +236,9 @@ impl<E: Event> Builder<E> {
         let (tx, rx) = bounded(self.queue_capacity);
         let combiner = Combiner::new(rx, sequencer, self.sequencing, settings.faults);
         let (combiner, thread) = spawn_sequencer(combiner, Arc::clone(&hub))?;
+        if let Some(shared) = &shared {
+            wake_for_foreign(shared.as_ref(), &combiner);
+        }
         let checkpoints = match &dir {
             Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
             None => Checkpoints::Memory(Mutex::new(Default::default())),
@@ -292,20 +298,27 @@ struct Settings {
     faults: Faults,
 }
 
-/// Opens the log directory, timing the recovery.
-fn open_storage<E>(
-    options: &DirOptions,
-    open: Opener<E>,
-    upcasters: &Upcasters<E>,
-) -> Result<Opened<E>> {
+/// Opens durable storage, timing the recovery.
+fn open_storage<E>(open: Opener<E>, upcasters: Arc<Upcasters<E>>) -> Result<Opened<E>> {
     let started = std::time::Instant::now();
-    let opened = open(options, upcasters)?;
+    let opened = open(upcasters)?;
     tracing::info!(
         events = opened.events.len(),
         ms = started.elapsed().as_millis() as u64,
         "recovered the log"
     );
     Ok(opened)
+}
+
+/// The tailer of a shared log wakes the sequencer thread to adopt other
+/// processes' appends (holding it weakly: it must not keep it alive).
+fn wake_for_foreign<E: Event>(shared: &dyn SharedHead, combiner: &Arc<Combiner<E>>) {
+    let combiner = Arc::downgrade(combiner);
+    shared.set_wake(Box::new(move || {
+        if let Some(c) = combiner.upgrade() {
+            c.hand_off();
+        }
+    }));
 }
 
 /// Starts the sequencer thread, with the guard that answers everyone when
@@ -339,18 +352,41 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     /// Errors from `build`: [`Error::Corrupt`] naming the damaged file and
     /// offset, [`Error::NoUpcaster`], [`Error::Io`].
     pub fn storage(mut self, storage: Storage) -> Self {
-        self.storage = storage.dir.map(|options| {
-            let open: Opener<E> = Box::new(|options, upcasters| {
-                let recovered = storage::open::<E>(options, upcasters)?;
-                Ok(Opened {
-                    events: recovered.events,
-                    store: Box::new(recovered.writer),
-                    info: recovered.info,
-                    report: recovered.report,
+        let open: Opener<E> = match &storage.engine {
+            Engine::Memory => {
+                self.storage = None;
+                return self;
+            }
+            Engine::Dir(options) => {
+                let options = options.clone();
+                Box::new(move |upcasters| {
+                    let recovered = storage::open::<E>(&options, &upcasters)?;
+                    Ok(Opened {
+                        events: recovered.events,
+                        store: Box::new(recovered.writer),
+                        info: Some(recovered.info),
+                        report: Some(recovered.report),
+                        shared: None,
+                    })
                 })
-            });
-            (options, open)
-        });
+            }
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(options) => {
+                let options = options.clone();
+                Box::new(move |upcasters| {
+                    let opened = storage::postgres::open::<E>(&options, upcasters)?;
+                    tracing::debug!(log_id = %opened.log_id, "a shared log");
+                    Ok(Opened {
+                        events: opened.events,
+                        store: Box::new(opened.store),
+                        info: None,
+                        report: None,
+                        shared: Some(Arc::new(opened.head)),
+                    })
+                })
+            }
+        };
+        self.storage = Some((storage, open));
         self
     }
 

@@ -247,8 +247,9 @@ impl<E: Event> Combiner<E> {
         }
     }
 
-    /// Asks the sequencer thread to take the role.
-    fn hand_off(&self) {
+    /// Asks the sequencer thread to take the role (for work that is not in
+    /// the queue: events another process appended to a shared log).
+    pub(crate) fn hand_off(&self) {
         // Relaxed: the signal's fences order it with the thread's check.
         self.wanted.store(true, Ordering::Relaxed);
         self.wake.notify();
@@ -287,7 +288,7 @@ impl<E: Event> Combiner<E> {
 
     fn has_work(&self) -> bool {
         match self.mode {
-            Sequencing::Thread => !self.queue.is_empty(),
+            Sequencing::Thread => !self.queue.is_empty() || self.flag(&self.wanted),
             Sequencing::Combining => self.flag(&self.wanted) || self.flag(&self.sweep),
         }
     }

@@ -43,4 +43,13 @@ impl Dedupe {
             }
         }
     }
+
+    /// Forgets `id` if it is the newest remembered (the ids of a refused
+    /// batch are forgotten newest first).
+    pub(crate) fn forget_newest(&mut self, id: &Uuid) {
+        if self.order.back() == Some(id) {
+            self.order.pop_back();
+            self.acks.remove(id);
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::io;
 use std::path::PathBuf;
+#[cfg(feature = "postgres")]
+use std::time::Duration;
 
 use super::frame::SEGMENT_HEADER;
 
@@ -58,7 +60,16 @@ pub enum RecoveryMode {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Storage {
-    pub(crate) dir: Option<DirOptions>,
+    pub(crate) engine: Engine,
+}
+
+/// Which engine holds the log.
+#[derive(Clone, Debug)]
+pub(crate) enum Engine {
+    Memory,
+    Dir(DirOptions),
+    #[cfg(feature = "postgres")]
+    Postgres(PgOptions),
 }
 
 #[derive(Clone, Debug)]
@@ -105,7 +116,9 @@ pub(crate) struct Faults {
 impl Storage {
     /// The log in memory only (the default): lost when the process ends.
     pub fn memory() -> Storage {
-        Storage { dir: None }
+        Storage {
+            engine: Engine::Memory,
+        }
     }
 
     /// The log in segment files under `path` (created if missing), with
@@ -117,7 +130,7 @@ impl Storage {
     /// [`Error::Locked`](crate::Error::Locked).
     pub fn dir(path: impl Into<PathBuf>) -> Storage {
         Storage {
-            dir: Some(DirOptions {
+            engine: Engine::Dir(DirOptions {
                 path: path.into(),
                 durability: Durability::Fsync,
                 segment_bytes: 64 << 20,
@@ -129,18 +142,19 @@ impl Storage {
     }
 
     fn with(mut self, f: impl FnOnce(&mut DirOptions)) -> Storage {
-        if let Some(d) = &mut self.dir {
+        if let Engine::Dir(d) = &mut self.engine {
             f(d);
         }
         self
     }
 
-    /// Sets the durability of a directory log.
+    /// Sets the durability of a directory log (a shared log's is the
+    /// database server's: an append is acknowledged once committed).
     pub fn durability(self, durability: Durability) -> Storage {
         self.with(|d| d.durability = durability)
     }
 
-    /// Starts a new segment once one would exceed this many bytes (a batch
+    /// Starts a new segment of a directory log once one would exceed this many bytes (a batch
     /// is never split across segments, so a segment holds at least one).
     pub fn segment_bytes(self, bytes: u64) -> Storage {
         self.with(|d| d.segment_bytes = bytes.max(SEGMENT_HEADER as u64 + 1))
@@ -152,11 +166,18 @@ impl Storage {
     /// failing only its own append. Reading is not limited by it (so it can
     /// be lowered for a log that holds larger events): a frame must fit in
     /// its batch, and its batch in its file.
-    pub fn max_event_bytes(self, bytes: u32) -> Storage {
-        self.with(|d| d.max_event_bytes = bytes.max(1))
+    pub fn max_event_bytes(mut self, bytes: u32) -> Storage {
+        match &mut self.engine {
+            Engine::Memory => {}
+            Engine::Dir(d) => d.max_event_bytes = bytes.max(1),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(p) => p.max_event_bytes = bytes.max(1),
+        }
+        self
     }
 
-    /// What recovery does with damage; see [`RecoveryMode`].
+    /// What recovery of a directory log does with damage; see
+    /// [`RecoveryMode`].
     pub fn recovery(self, mode: RecoveryMode) -> Storage {
         self.with(|d| d.recovery = mode)
     }
@@ -172,5 +193,181 @@ impl Storage {
     #[doc(hidden)]
     pub fn inject_truncate_failure(self) -> Storage {
         self.with(|d| d.faults.truncate_fails = true)
+    }
+}
+
+/// A shared log's settings; see [`Storage::postgres`].
+#[cfg(feature = "postgres")]
+#[derive(Clone)]
+pub(crate) struct PgOptions {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) reconnect_within: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) max_event_bytes: u32,
+}
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redacted(&self.url))
+            .field("schema", &self.schema)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_within", &self.reconnect_within)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+/// The URL without its password, for messages and logs.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn redacted(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    // `password=…` in a key-value string or a URL's query.
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let end = out[start..]
+            .find(|c: char| c.is_whitespace() || c == '&')
+            .map_or(out.len(), |e| start + e);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
+
+#[cfg(feature = "postgres")]
+impl Storage {
+    /// The log in PostgreSQL, shared by every process (and runtime) opened
+    /// on the same database and schema. `url` is a libpq-style connection
+    /// string (`postgres://user:password@host:5432/database`, or
+    /// `host=… user=… dbname=…`); the tables live in schema `rwlog` (see
+    /// [`schema`](Storage::schema)), created on first use.
+    ///
+    /// Each runtime keeps its own in-memory copy of the log and its own
+    /// views, adopting other processes' appends in the global order. An
+    /// append is acknowledged once committed and shown by the local views.
+    /// [`Reader::strong`](crate::Reader::strong) asks the database for its
+    /// head, so it sees every append acknowledged in any process before it
+    /// was called; [`Reader::at_least`](crate::Reader::at_least) accepts a
+    /// position acknowledged in another process.
+    ///
+    /// Errors from `build`: [`Error::Postgres`](crate::Error::Postgres) if the server cannot be
+    /// reached or refuses (authentication, permissions), with its message;
+    /// [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) if the schema holds tables of another
+    /// version; [`Error::Config`](crate::Error::Config) for a schema name that is not plain.
+    ///
+    /// Only with the `postgres` feature.
+    ///
+    /// ```no_run
+    /// use rwlog::{Event, Runtime, Storage};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// struct Deposited(u64);
+    /// impl Event for Deposited {}
+    ///
+    /// let rt = Runtime::<Deposited>::builder()
+    ///     .storage(Storage::postgres("postgres://postgres@127.0.0.1:5432/test").schema("bank"))
+    ///     .build()?;
+    /// rt.writer().append("account-1", Deposited(10))?;
+    /// # Ok::<(), rwlog::Error>(())
+    /// ```
+    pub fn postgres(url: impl Into<String>) -> Storage {
+        Storage {
+            engine: Engine::Postgres(PgOptions {
+                url: url.into(),
+                schema: "rwlog".into(),
+                lock_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(5),
+                reconnect_within: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(250),
+                max_event_bytes: 16 << 20,
+            }),
+        }
+    }
+
+    fn with_pg(mut self, f: impl FnOnce(&mut PgOptions)) -> Storage {
+        if let Engine::Postgres(p) = &mut self.engine {
+            f(p);
+        }
+        self
+    }
+
+    /// The database schema holding a shared log's tables (default `rwlog`):
+    /// several logs can share one database. Lower-case letters, digits and
+    /// `_`, not starting with a digit, at most 48 characters.
+    pub fn schema(self, schema: impl Into<String>) -> Storage {
+        self.with_pg(|p| p.schema = schema.into())
+    }
+
+    /// How long an append waits for another process's transaction to let
+    /// go of the log's head before it fails with [`Error::Postgres`](crate::Error::Postgres)
+    /// (default 5 s). The database also ends a session left idle inside a
+    /// transaction for twice this long, so a stalled process cannot hold
+    /// the head for ever.
+    pub fn lock_timeout(self, timeout: Duration) -> Storage {
+        self.with_pg(|p| {
+            p.lock_timeout = timeout;
+            p.idle_timeout = timeout.saturating_mul(2);
+        })
+    }
+
+    /// How long a lost connection is retried before an append fails
+    /// (default 30 s): [`Error::Postgres`](crate::Error::Postgres) if the append was certainly not
+    /// committed, [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) if the connection was lost
+    /// while committing and the database could not be asked again.
+    pub fn reconnect_within(self, within: Duration) -> Storage {
+        self.with_pg(|p| p.reconnect_within = within)
+    }
+
+    /// How often the tailer reads the head when no notification came
+    /// (default 250 ms): the longest another process's append takes to
+    /// show here if a notification is lost.
+    pub fn poll_interval(self, every: Duration) -> Storage {
+        self.with_pg(|p| p.poll_interval = every.max(Duration::from_millis(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redacted("postgres://me:secret@db:5432/x"),
+            "postgres://me:***@db:5432/x"
+        );
+        assert_eq!(redacted("postgres://me@db/x"), "postgres://me@db/x");
+        assert_eq!(redacted("host=db user=me"), "host=db user=me");
+        assert_eq!(
+            redacted("host=db password=hunter2 user=me"),
+            "host=db password=*** user=me"
+        );
+        assert_eq!(
+            redacted("postgres://db/x?password=a&sslmode=disable"),
+            "postgres://db/x?password=***&sslmode=disable"
+        );
     }
 }

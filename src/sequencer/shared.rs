@@ -1,0 +1,150 @@
+//! The sequencer's side of a log other processes append to as well: the
+//! events they appended come first (read under the head's lock, or caught
+//! up when the tailer sees them), ids are checked against the whole log,
+//! and a batch the database refuses is undone, since the sequencer goes on.
+
+use uuid::Uuid;
+
+use crate::event::{Event, Recorded};
+use crate::position::{Position, StreamId};
+use crate::storage::Failure;
+use crate::sync::Arc;
+use crate::write::{AppendCmd, Appended};
+
+use super::Sequencer;
+
+/// What assigning a batch changed in the sequencer's own state.
+#[derive(Default)]
+pub(super) struct Undo {
+    /// Each accepted append's stream and its version before the append.
+    versions: Vec<(StreamId, u64)>,
+    /// The ids remembered for the batch's appends.
+    ids: Vec<Uuid>,
+}
+
+impl Undo {
+    pub(super) fn record(&mut self, stream: &StreamId, before: u64, id: Option<Uuid>) {
+        self.versions.push((stream.clone(), before));
+        self.ids.extend(id);
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.versions.clear();
+        self.ids.clear();
+    }
+}
+
+impl<E: Event> Sequencer<E> {
+    /// Starts a batch with the store: adopts what other processes appended
+    /// first, then learns which of the batch's ids the log already holds.
+    pub(super) fn begin(&mut self, cmds: &[AppendCmd<E>]) -> Result<(), Failure> {
+        let head = self.shared.log.head().0;
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        let foreign = store.begin(head)?;
+        self.adopt(foreign);
+        if !self.shared_log {
+            return Ok(());
+        }
+        let unknown: Vec<Uuid> = cmds
+            .iter()
+            .filter_map(|c| c.events.first_id())
+            .filter(|id| self.dedupe.get(id).is_none())
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        match store.known(&unknown) {
+            Ok(known) => {
+                for (id, k) in known {
+                    let ack = Appended {
+                        position: Position(k.position),
+                        version: k.version,
+                        count: k.count,
+                    };
+                    self.dedupe.insert(id, ack);
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                store.abort();
+                Err(failure)
+            }
+        }
+    }
+
+    /// Adopts events other processes appended (the next positions of the
+    /// log): into the log and every view, as one batch of their own.
+    pub(super) fn adopt(&mut self, foreign: Vec<Recorded<E>>) {
+        if foreign.is_empty() {
+            return;
+        }
+        for r in &foreign {
+            self.versions.insert(r.stream.clone(), r.version);
+            self.last_stamp = self.last_stamp.max(r.recorded_at);
+        }
+        let batch = Arc::new(foreign);
+        self.shared.log.append(&batch);
+        for view in &mut self.views {
+            view.publish(&batch);
+        }
+        self.shared.signal.notify();
+    }
+
+    /// Reads what other processes appended since the local head, if the
+    /// store has seen that they did. Whether anything was adopted.
+    pub(super) fn catch_up(&mut self) -> bool {
+        let mut adopted = false;
+        while self.failed.is_none() {
+            let head = self.shared.log.head().0;
+            let Some(store) = &mut self.store else {
+                break;
+            };
+            if !store.behind(head) {
+                break;
+            }
+            match store.catch_up(head) {
+                Ok(foreign) if foreign.is_empty() => break,
+                Ok(foreign) => {
+                    adopted = true;
+                    self.adopt(foreign);
+                }
+                Err(Failure::Batch(rejection)) => {
+                    // The tailer tries again once the database answers.
+                    tracing::warn!(?rejection, "catching up with the shared log failed");
+                    break;
+                }
+                Err(fatal) => {
+                    let _ = self.refusal(fatal);
+                    break;
+                }
+            }
+        }
+        adopted
+    }
+
+    /// A shared log refused the batch: its appends never happened, so the
+    /// streams' versions and the remembered ids go back to before it.
+    pub(super) fn undo_batch(&mut self) {
+        for (stream, before) in self.undo.versions.drain(..).rev() {
+            self.versions.insert(stream, before);
+        }
+        for id in self.undo.ids.drain(..).rev() {
+            self.dedupe.forget_newest(&id);
+        }
+    }
+
+    /// Refuses every command of a batch the store would not start.
+    pub(super) fn refuse(&mut self, cmds: &mut Vec<AppendCmd<E>>, failure: Failure) {
+        let refused = self.refusal(failure);
+        let count = cmds.len() as u64;
+        for cmd in cmds.drain(..) {
+            cmd.reply.send(Err(refused()));
+        }
+        self.shared.counters.record_rejected(count);
+    }
+}

@@ -1,0 +1,251 @@
+//! A log shared through PostgreSQL: several runtimes (and processes) on one
+//! log see one order, dense positions, expected versions checked against
+//! everyone's appends, and every acknowledged append exactly once.
+//!
+//! Needs a server: `RWLOG_PG_URL`, default the local one. Without one the
+//! tests print a line and pass, except under `CI=true`.
+#![cfg(feature = "postgres")]
+
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/pg.rs"]
+mod pg;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pg::Schema;
+use rwlog::{Error, Event, Expected, NewEvent, Position, Recorded, Runtime, Storage, View};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Moved {
+    from: u32,
+    to: u32,
+    amount: i64,
+}
+
+impl Event for Moved {}
+
+/// Every account's balance; money only moves, so the total stays 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Balances(BTreeMap<u32, i64>);
+
+impl View<Moved> for Balances {
+    fn apply(&mut self, e: &Recorded<Moved>) {
+        let m = e.payload();
+        *self.0.entry(m.from).or_default() -= m.amount;
+        *self.0.entry(m.to).or_default() += m.amount;
+    }
+}
+
+fn moved(from: u32, to: u32, amount: i64) -> Moved {
+    Moved { from, to, amount }
+}
+
+fn runtime(storage: Storage) -> Runtime<Moved> {
+    Runtime::<Moved>::builder()
+        .view("balances", Balances::default())
+        .storage(storage)
+        .build()
+        .expect("open the shared log")
+}
+
+/// Every event of the runtime's log, as (position, stream, version, payload).
+fn contents(rt: &Runtime<Moved>) -> Vec<(u64, String, u64, Moved)> {
+    rt.log()
+        .read_all(..)
+        .map(|e| {
+            (
+                e.position().0,
+                e.stream().to_string(),
+                e.version(),
+                e.payload().clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_runtimes_share_one_order() {
+    if !pg::available() {
+        return;
+    }
+    let schema = Schema::new("share");
+    let a = runtime(schema.storage());
+    let b = runtime(schema.storage());
+    let wa = a.writer();
+    let wb = b.writer();
+    let first = wa.append("acct-1", moved(1, 2, 5)).unwrap();
+    let second = wb.append("acct-2", moved(2, 3, 7)).unwrap();
+    assert_eq!(
+        (first.position, second.position),
+        (Position(1), Position(2))
+    );
+    // b adopted a's append before its own; a sees b's once it reads strongly.
+    let sa = a.reader::<Balances>("balances").unwrap();
+    let s = sa.strong().unwrap();
+    assert_eq!(s.position(), Position(2));
+    assert_eq!(s.0.get(&2), Some(&-2));
+    drop(s);
+    // A position acknowledged in the other runtime.
+    let third = wb.append("acct-1", moved(3, 1, 1)).unwrap();
+    let s = sa.at_least(third.position).unwrap();
+    assert!(s.position() >= third.position);
+    drop(s);
+    // Stream versions count everyone's appends: b's append to acct-1 was
+    // its second, and a's expectation of version 1 is stale.
+    assert_eq!(third.version, 2);
+    match wa.append_expecting("acct-1", Expected::Exact(1), [moved(1, 1, 0)]) {
+        Err(Error::Conflict { actual: 2, .. }) => {}
+        other => panic!("expected a conflict at version 2, got {other:?}"),
+    }
+    wa.append_expecting("acct-1", Expected::Exact(2), [moved(1, 4, 1)])
+        .unwrap();
+    let sb = b.reader::<Balances>("balances").unwrap();
+    let (ra, rb) = (sa.strong().unwrap(), sb.strong().unwrap());
+    assert_eq!(ra.position(), Position(4));
+    assert_eq!((ra.position(), &ra.0), (rb.position(), &rb.0));
+    drop((ra, rb));
+    assert_eq!(contents(&a), contents(&b));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
+fn reopening_reads_the_whole_log() {
+    if !pg::available() {
+        return;
+    }
+    let schema = Schema::new("reopen");
+    let before = {
+        let rt = runtime(schema.storage());
+        let w = rt.writer();
+        for i in 0..300u32 {
+            let events: Vec<Moved> = (0..(i % 4 + 1)).map(|j| moved(i, j, 1)).collect();
+            w.append_batch(format!("s{}", i % 7), events).unwrap();
+        }
+        let c = contents(&rt);
+        rt.shutdown().unwrap();
+        c
+    };
+    let rt = runtime(schema.storage());
+    assert_eq!(contents(&rt), before);
+    let r = rt.reader::<Balances>("balances").unwrap();
+    assert_eq!(r.latest().position(), Position(before.len() as u64));
+    // Positions and versions continue.
+    let next = rt.writer().append("s0", moved(0, 0, 0)).unwrap();
+    assert_eq!(next.position, Position(before.len() as u64 + 1));
+    let s0 = before.iter().filter(|e| e.1 == "s0").count() as u64;
+    assert_eq!(next.version, s0 + 1);
+    rt.shutdown().unwrap();
+}
+
+#[test]
+fn an_id_appended_by_another_runtime_is_acknowledged_not_written_twice() {
+    if !pg::available() {
+        return;
+    }
+    let schema = Schema::new("ids");
+    let a = runtime(schema.storage());
+    let b = runtime(schema.storage());
+    let id = uuid::Uuid::new_v4();
+    let three = || {
+        (0..3)
+            .map(|i| NewEvent::new(moved(1, 2, i)))
+            .enumerate()
+            .map(|(i, e)| if i == 0 { e.with_id(id) } else { e })
+            .collect::<Vec<_>>()
+    };
+    let first = a
+        .writer()
+        .append_expecting("s", Expected::Any, three())
+        .unwrap();
+    // The same append, retried through another runtime (as after an
+    // unknown outcome): acknowledged with the original's extent.
+    let again = b
+        .writer()
+        .append_expecting("s", Expected::Any, three())
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(first.count, 3);
+    assert_eq!(b.log().head(), Position(3));
+    let r = b.reader::<Balances>("balances").unwrap();
+    assert_eq!(r.strong().unwrap().0.get(&2), Some(&3));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
+fn bad_settings_and_unreachable_servers_are_typed_errors() {
+    if !pg::available() {
+        return;
+    }
+    let build = |storage: Storage| Runtime::<Moved>::builder().storage(storage).build();
+    match build(Storage::postgres(pg::url()).schema("Not-Plain")) {
+        Err(Error::Config(why)) => assert!(why.contains("schema"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let nobody = Storage::postgres("postgres://postgres@127.0.0.1:1/test");
+    match build(nobody) {
+        Err(Error::Postgres(why)) => {
+            assert!(why.contains("127.0.0.1:1"), "names the server: {why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match build(Storage::postgres(
+        "postgres://postgres@127.0.0.1:5432/no_such_database_here",
+    )) {
+        Err(Error::Postgres(why)) => assert!(why.contains("no_such_database_here"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Tables of a version this rwlog does not know.
+    let schema = Schema::new("version");
+    drop(runtime(schema.storage()));
+    let mut c = pg::client();
+    c.execute(
+        &format!(
+            "INSERT INTO \"{}\".rwlog_migrations (version) VALUES (99)",
+            schema.name
+        ),
+        &[],
+    )
+    .unwrap();
+    match build(schema.storage()) {
+        Err(Error::SchemaMismatch {
+            found: 99,
+            supported: 1,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_foreign_transaction_holding_the_head_times_appends_out_then_they_recover() {
+    if !pg::available() {
+        return;
+    }
+    let schema = Schema::new("lock");
+    let rt = runtime(schema.storage().lock_timeout(Duration::from_millis(300)));
+    let w = rt.writer();
+    w.append("s", moved(1, 2, 1)).unwrap();
+    let mut c = pg::client();
+    let mut tx = c.transaction().unwrap();
+    tx.query(
+        &format!("SELECT position FROM \"{}\".head FOR UPDATE", schema.name),
+        &[],
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    match w.append("s", moved(1, 2, 1)) {
+        Err(Error::Postgres(why)) => assert!(why.contains("lock"), "{why}"),
+        other => panic!("expected a lock timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    tx.rollback().unwrap();
+    // Nothing of the refused append is anywhere; the next one goes on.
+    let next = w.append("s", moved(1, 2, 1)).unwrap();
+    assert_eq!((next.position, next.version), (Position(2), 2));
+    rt.shutdown().unwrap();
+}
