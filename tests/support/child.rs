@@ -20,7 +20,11 @@ pub fn spawn(test: &str, env: &[(&str, &str)]) -> Child {
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        // RWLOG_CHILD_STDERR=1 shows what children say on stderr (panics).
+        .stderr(match std::env::var_os("RWLOG_CHILD_STDERR") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -162,9 +162,10 @@ impl Conn {
             .map_err(|_| DbErr::lost(format!("no answer within {timeout:?}")))??;
         let driver = tokio::spawn(drive(connection, notes));
         let settings = format!(
-            "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}; SET application_name = 'rwlog'",
+            "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}; SET application_name = 'rwlog:{}'",
             self.options.lock_timeout.as_millis().max(1),
             self.options.idle_timeout.as_millis().max(1),
+            self.options.schema,
         );
         let live = Live {
             statements: {

@@ -102,7 +102,11 @@ impl Drop for Db {
         self.append = None;
         self.read = None;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // The last handle can be dropped on the thread itself (by a
+            // wake-up that held the runtime last): it ends on its own.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }

@@ -43,6 +43,8 @@ impl Tailer {
         // the log is dropped before it could).
         loop {
             tokio::select! {
+                // Readiness first: it is told before any request is sent.
+                biased;
                 _ = self.state.ready() => break,
                 request = requests.recv() => match request {
                     // Answered with an error: there is no log to read yet.
