@@ -31,7 +31,18 @@
 //! - [`Log`]: read history forward, backward, by stream, by event type, by
 //!   time. [`Runtime::view_at`] and [`Runtime::view_as_of`]: time travel.
 //!   [`Runtime::subscribe`]: history then live events.
+//! - [`Storage`]: the log in memory, in a directory of segment files, or
+//!   (with the `postgres` feature) in PostgreSQL, shared by several
+//!   processes that each keep their own views.
 //! - One [`Error`] type.
+//!
+//! # Features
+//!
+//! - `async` (default): `Writer::append_async`, writer actors, and
+//!   subscriptions as `futures_core::Stream`s (tokio).
+//! - `postgres`: `Storage::postgres`, a log shared through PostgreSQL
+//!   (tokio-postgres, on a thread and runtime of rwlog's own, so no call
+//!   ever blocks inside a caller's runtime).
 //!
 //! # Guarantees
 //!
@@ -52,6 +63,9 @@
 //! 9. One runtime owns a durable directory at a time; nothing recovery
 //!    loads (a snapshot, a checkpoint) is trusted unless it provably
 //!    belongs to this log, this view and this position.
+//! 10. With a log shared through PostgreSQL, every process holds the same
+//!    log in the same order, positions stay dense across processes, and
+//!    `strong()` includes every append acknowledged in any process.
 //!
 //! # When not to use it
 //!

@@ -125,6 +125,10 @@ pub enum Kind {
     /// papaya: a lock-free map with epoch reclamation. No snapshot of
     /// several keys.
     Papaya,
+    /// Not a map: the naive way to keep events in PostgreSQL, one INSERT
+    /// per event into a table keyed by a bigserial (the compare example's
+    /// PostgreSQL scenarios only).
+    PlainInsert,
     /// Not a contender but the floor under every one: each thread works on a
     /// private map of its own, so nothing is shared and nothing is
     /// synchronized. What remains is the cost of the lookup itself (cache
@@ -156,6 +160,7 @@ impl Kind {
             Kind::Scc => "scc HashMap",
             Kind::Papaya => "papaya",
             Kind::Unshared => "HashMap, unshared (floor)",
+            Kind::PlainInsert => "plain INSERT per event, bigserial",
         }
     }
 
@@ -325,6 +330,7 @@ impl Contender {
                 Contender::Papaya(Arc::new(m))
             }
             Kind::Unshared => Contender::Unshared,
+            Kind::PlainInsert => panic!("{} holds no map", kind.name()),
         }
     }
 

@@ -24,6 +24,8 @@ mod parallel;
 mod chart;
 mod cli;
 mod measure;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod report;
 mod rwlog_only;
 mod scenarios;
@@ -38,6 +40,11 @@ use report::{fill_ratios, print_table, saved_rows, Row};
 use scenarios::{scenarios, Budget, Scenario};
 
 fn main() {
+    #[cfg(feature = "postgres")]
+    if std::env::args().nth(1).as_deref() == Some("--pg-child") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return postgres::child(&args);
+    }
     let opts = cli::options().unwrap_or_else(|e| exit(2, &e));
     if let Some(run) = &opts.replot {
         let path = opts
@@ -62,6 +69,9 @@ fn main() {
     let mut rows = run(&scenarios, &budget);
     fill_ratios(&mut rows);
     print_table(&rows, started.elapsed(), opts.quick);
+    if let Some(why) = scenarios::postgres_skipped() {
+        println!("{}: skipped: {why}", scenarios::PG_SCENARIOS);
+    }
     for r in &rows {
         println!("{}", r.json());
     }

@@ -112,6 +112,8 @@ pub(crate) fn measure(
             rwlog_only::recovery(dir.path(), budget.log_events)
         }
         (Work::Actors { shards }, _) => rwlog_only::actors(kind, *shards, budget.window),
+        #[cfg(feature = "postgres")]
+        (Work::Pg(work), _) => crate::postgres::measure(work, kind, budget.window),
         (Work::TimeTravel, Some(Prepared::Memory(rt))) => {
             let mut keys = Keys::new(3);
             let mut h = histogram();

@@ -37,6 +37,21 @@ pub(crate) enum Work {
     /// rwlog only: commands through writer actors, from 64 concurrent
     /// clients, over this many shards.
     Actors { shards: usize },
+    /// The log shared through PostgreSQL.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Pg(PgWork),
+}
+
+/// What a PostgreSQL scenario measures.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) enum PgWork {
+    /// Processes with two writers each, for a window.
+    Writes { processes: usize },
+    /// One process, one writer: each `append`'s acknowledgement.
+    AppendLatency,
+    /// An append every millisecond in one process, timed until another
+    /// process's log shows it.
+    Visibility,
 }
 
 /// A named piece of work and the contenders that do it.
@@ -194,6 +209,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         work: Work::Recovery,
         contenders: vec![(Kind::Rwlog, "rwlog reopen 1M events")],
     });
+    v.extend(postgres_scenarios());
     v.push(Scenario {
         name: "time_travel",
         threads: "1",
@@ -201,4 +217,48 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         contenders: vec![(Kind::Rwlog, "rwlog view_at(random), snapshots/100k")],
     });
     v
+}
+
+/// The PostgreSQL scenarios' names, for saying they were skipped.
+pub(crate) const PG_SCENARIOS: &str =
+    "pg_writes_1p, pg_writes_2p, pg_append_latency, pg_visibility";
+
+/// Why the PostgreSQL scenarios do not run, if they do not.
+pub(crate) fn postgres_skipped() -> Option<String> {
+    #[cfg(feature = "postgres")]
+    return crate::postgres::unavailable();
+    #[cfg(not(feature = "postgres"))]
+    Some("built without the postgres feature (cargo run --release --features postgres --example compare)".into())
+}
+
+fn postgres_scenarios() -> Vec<Scenario> {
+    if postgres_skipped().is_some() {
+        return Vec::new();
+    }
+    let writes = |name, threads, processes| Scenario {
+        name,
+        threads,
+        work: Work::Pg(PgWork::Writes { processes }),
+        contenders: vec![
+            (Kind::Rwlog, "rwlog submit"),
+            (Kind::RwlogAppend, "rwlog append"),
+            (Kind::PlainInsert, Kind::PlainInsert.name()),
+        ],
+    };
+    vec![
+        writes("pg_writes_1p", "1 process × 2w", 1),
+        writes("pg_writes_2p", "2 processes × 2w", 2),
+        Scenario {
+            name: "pg_append_latency",
+            threads: "1 process × 1w",
+            work: Work::Pg(PgWork::AppendLatency),
+            contenders: vec![(Kind::RwlogAppend, "rwlog append (idle)")],
+        },
+        Scenario {
+            name: "pg_visibility",
+            threads: "2 processes",
+            work: Work::Pg(PgWork::Visibility),
+            contenders: vec![(Kind::RwlogAppend, "append in A until B's log shows it")],
+        },
+    ]
 }

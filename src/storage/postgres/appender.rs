@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::try_join;
+use futures_util::future::{try_join, try_join3, TryFutureExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Config;
 use uuid::Uuid;
@@ -102,15 +102,17 @@ impl Appender {
         let live = self.conn.live(None).await?;
         // From here, whatever fails, the transaction is rolled back.
         self.in_transaction = true;
-        let begin = live.client.batch_execute("BEGIN");
-        let lock = live.client.query_one(&live.statements.lock_head, &[]);
-        let (_, row) = try_join(begin, lock).await?;
+        // One round trip: the read of what others appended is a statement
+        // of its own, so its snapshot is taken once the lock is held and
+        // sees every batch committed before it.
+        let begin = live.client.batch_execute("BEGIN").map_err(DbErr::from);
+        let lock = live
+            .client
+            .query_one(&live.statements.lock_head, &[])
+            .map_err(DbErr::from);
+        let read = read_after(&live.client, &live.statements, head, i64::MAX);
+        let (_, row, rows) = try_join3(begin, lock, read).await?;
         let db_head = as_position(row.get::<_, i64>(0));
-        let rows = if db_head > head {
-            read_after(&live.client, &live.statements, head, i64::MAX).await?
-        } else {
-            Vec::new()
-        };
         Ok(Began {
             head: db_head,
             rows,
@@ -177,14 +179,12 @@ impl Appender {
             });
         };
         let (first, last, events) = (b.first as i64, b.last as i64, b.events as i32);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
             &first,
             &last,
             &events,
             &b.batch_id,
             &b.body,
-            &b.streams,
-            &b.versions,
             &b.ids,
             &b.id_positions,
             &b.id_versions,

@@ -2,7 +2,6 @@
 //! segment would hold, commits it under the head's lock, and reads back
 //! what other processes appended, checking that positions are dense.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,7 +13,6 @@ use super::db::Db;
 use super::wire::{AppendReq, Outgoing, ReadReq, Row};
 use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
-use crate::position::StreamId;
 use crate::storage::frame::{self, FRAME_HEADER};
 use crate::storage::store::{Failure, Known, Rejection, SharedHead, Store};
 use crate::storage::upcast::Upcasters;
@@ -29,8 +27,6 @@ pub(crate) struct PgStore<E> {
     max_event_bytes: u32,
     /// The batch being staged.
     out: Outgoing,
-    /// Where each stream of the batch is in `out.streams`.
-    stream_at: HashMap<StreamId, usize, foldhash::fast::RandomState>,
 }
 
 impl<E> PgStore<E> {
@@ -46,12 +42,10 @@ impl<E> PgStore<E> {
             schema,
             max_event_bytes,
             out: Outgoing::default(),
-            stream_at: HashMap::default(),
         }
     }
 
     fn clear(&mut self) -> Outgoing {
-        self.stream_at.clear();
         std::mem::take(&mut self.out)
     }
 }
@@ -99,20 +93,10 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
         }
         self.out.last = last.position.0;
         self.out.events += records.len() as u32;
-        let version = last.version as i64;
-        match self.stream_at.get(&first.stream) {
-            Some(&i) => self.out.versions[i] = version,
-            None => {
-                self.stream_at
-                    .insert(first.stream.clone(), self.out.streams.len());
-                self.out.streams.push(first.stream.to_string());
-                self.out.versions.push(version);
-            }
-        }
         if keyed {
             self.out.ids.push(first.id);
             self.out.id_positions.push(last.position.0 as i64);
-            self.out.id_versions.push(version);
+            self.out.id_versions.push(last.version as i64);
             self.out.id_counts.push(records.len() as i64);
         }
         Ok(())

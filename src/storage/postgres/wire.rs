@@ -31,9 +31,6 @@ pub(super) struct Outgoing {
     pub(super) events: u32,
     pub(super) batch_id: Uuid,
     pub(super) body: Vec<u8>,
-    /// Each stream of the batch once, with its version after the batch.
-    pub(super) streams: Vec<String>,
-    pub(super) versions: Vec<i64>,
     /// The appends whose first id came from the writer.
     pub(super) ids: Vec<Uuid>,
     pub(super) id_positions: Vec<i64>,
