@@ -8,7 +8,7 @@ use crate::event::{Event, Timestamp};
 use crate::faults::Faults;
 use crate::log::Log;
 use crate::position::Position;
-use crate::read::Timeline;
+use crate::read::{Pending, Timeline};
 use crate::signal::Signal;
 use crate::storage::SharedHead;
 use crate::sync::{Arc, AtomicBool, AtomicU64, OnceLock, Ordering};
@@ -61,6 +61,19 @@ impl<E: Event> Timeline for Hub<E> {
         self.log.head()
     }
 
+    fn shared_head_async(&self) -> Pending<'_, Result<Position>> {
+        match &self.shared {
+            Some(shared) if !Hub::exited(self) => {
+                let head = shared.head_async();
+                Box::pin(async move { Ok(Position(head.await?)) })
+            }
+            _ => {
+                let head = self.log.head();
+                Box::pin(std::future::ready(Ok(head)))
+            }
+        }
+    }
+
     fn shared_head(&self) -> Result<Position> {
         match &self.shared {
             // Once the sequencer has exited nothing more is adopted: the
@@ -80,6 +93,10 @@ impl<E: Event> Timeline for Hub<E> {
 
     fn exited(&self) -> bool {
         Hub::exited(self)
+    }
+
+    fn storage_failure(&self) -> Option<String> {
+        self.storage_failure.get().cloned()
     }
 }
 

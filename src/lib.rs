@@ -64,8 +64,8 @@
 //!    loads (a snapshot, a checkpoint) is trusted unless it provably
 //!    belongs to this log, this view and this position.
 //! 10. With a log shared through PostgreSQL, every process holds the same
-//!    log in the same order, positions stay dense across processes, and
-//!    `strong()` includes every append acknowledged in any process.
+//!     log in the same order, positions stay dense across processes, and
+//!     `strong()` includes every append acknowledged in any process.
 //!
 //! # When not to use it
 //!

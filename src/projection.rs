@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
 use crate::hub::Hub;
 use crate::position::Position;
+use crate::signal::Signal;
 use crate::storage::is_plain_file_name;
 use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
 
@@ -59,6 +60,8 @@ pub(crate) struct ProjectionState {
     running: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Notified when `handled`, `failure` or `running` change.
+    pub(crate) signal: Signal,
 }
 
 impl ProjectionState {
@@ -166,6 +169,7 @@ impl Projection {
             running: AtomicBool::new(true),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
+            signal: Signal::default(),
         });
         let worker = Worker {
             hub,
@@ -201,27 +205,50 @@ impl Projection {
     }
 
     /// Waits until the projection has handled `position`, or failed, or the
-    /// timeout passed ([`Error::Timeout`]).
+    /// timeout passed ([`Error::Timeout`]). Parks the thread; see
+    /// [`wait_for_async`](Projection::wait_for_async) for tasks.
+    ///
+    /// Errors: [`Error::Timeout`]; [`Error::Io`] naming the handler's
+    /// failure; [`Error::Closed`] if the projection stopped before it.
     pub fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if self.handled() >= position {
-                return Ok(());
+        let settled = || self.settled(position).is_some();
+        self.state.signal.wait_until(Some(deadline), settled);
+        self.settled(position).unwrap_or(Err(Error::Timeout {
+            waiting_for: position,
+        }))
+    }
+
+    /// [`wait_for`](Projection::wait_for) as a future, without a timeout
+    /// (wrap it in one, such as `tokio::time::timeout`): the thread is not
+    /// blocked, and the task is woken when the projection moves.
+    pub async fn wait_for_async(&self, position: Position) -> Result<()> {
+        std::future::poll_fn(|cx| {
+            if let Some(done) = self.settled(position) {
+                return std::task::Poll::Ready(done);
             }
-            if let Some(f) = self.failure() {
-                return Err(Error::Io(io::Error::other(format!(
-                    "projection `{}` failed {f}",
-                    self.state.name
-                ))));
+            self.state.signal.register(cx.waker());
+            match self.settled(position) {
+                Some(done) => std::task::Poll::Ready(done),
+                None => std::task::Poll::Pending,
             }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    waiting_for: position,
-                });
-            }
-            thread::yield_now();
-            std::thread::sleep(Duration::from_micros(200));
+        })
+        .await
+    }
+
+    /// How a wait for `position` ends now, if it does.
+    fn settled(&self, position: Position) -> Option<Result<()>> {
+        if self.handled() >= position {
+            return Some(Ok(()));
         }
+        if let Some(f) = self.failure() {
+            let why = format!("projection `{}` failed {f}", self.state.name);
+            return Some(Err(Error::Io(io::Error::other(why))));
+        }
+        if !self.state.is_running() {
+            return Some(Err(Error::Closed));
+        }
+        None
     }
 
     /// Stops the projection, saves its checkpoint and returns it.

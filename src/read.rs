@@ -12,6 +12,12 @@ use crate::signal::Signal;
 use crate::sync::{Arc, Cache, Guard};
 use crate::view::{Snapshot, ViewState};
 
+mod wait;
+
+/// A boxed future of a [`Timeline`]'s.
+pub(crate) type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// What a reader needs of the runtime, without its event type.
 pub(crate) trait Timeline: Send + Sync {
     /// The log's head: every acknowledged append is at or below it.
@@ -20,12 +26,17 @@ pub(crate) trait Timeline: Send + Sync {
     /// database's (a round trip, which also wakes the sequencer to adopt
     /// what it has not); else [`head`](Timeline::head).
     fn shared_head(&self) -> Result<Position>;
+    /// [`shared_head`](Timeline::shared_head) without blocking the thread.
+    fn shared_head_async(&self) -> Pending<'_, Result<Position>>;
     /// When the event at `position` was recorded.
     fn recorded_at(&self, position: Position) -> Option<Timestamp>;
     /// Notified after every published batch and when the sequencer exits.
     fn signal(&self) -> &Signal;
     /// Whether the sequencer has exited: nothing will be published again.
     fn exited(&self) -> bool;
+    /// Why the log's storage failed, if it did: nothing more is adopted or
+    /// appended.
+    fn storage_failure(&self) -> Option<String>;
 }
 
 /// How far behind the head a [`Reader::bounded`] read may be.
@@ -240,6 +251,15 @@ impl<V: Send + Sync + 'static> Reader<V> {
     /// A snapshot no staler than `bound`, waiting only if the newest
     /// published one is too stale.
     pub fn bounded(&self, bound: Staleness) -> Result<SnapshotRef<V>> {
+        match self.fresh_enough(bound) {
+            Ok(s) => Ok(s),
+            Err(target) => self.wait_for(target, None),
+        }
+    }
+
+    /// The newest snapshot if it is within `bound`, else the position to
+    /// wait for.
+    fn fresh_enough(&self, bound: Staleness) -> Result<SnapshotRef<V>, Position> {
         let head = self.timeline.head();
         let s = self.latest();
         let fresh = match bound {
@@ -257,12 +277,10 @@ impl<V: Send + Sync + 'static> Reader<V> {
         if fresh {
             return Ok(s);
         }
-        drop(s);
-        let target = match bound {
+        Err(match bound {
             Staleness::Positions(n) => Position(head.0 - n),
             Staleness::Time(_) => head,
-        };
-        self.wait_for(target, None)
+        })
     }
 
     /// Why the view failed, if its `apply` panicked.
@@ -288,31 +306,43 @@ impl<V: Send + Sync + 'static> Reader<V> {
     }
 
     fn wait_for(&self, position: Position, deadline: Option<Instant>) -> Result<SnapshotRef<V>> {
-        let s = self.latest();
-        if s.position >= position {
-            return Ok(s);
+        if let Some(done) = self.settled(position) {
+            return done;
         }
-        drop(s);
         let reached = || {
             self.view.current.load().position >= position
                 || self.view.failure().is_some()
                 || self.timeline.exited()
+                || self.timeline.storage_failure().is_some()
         };
         let _span = tracing::trace_span!("wait", view = %self.view.name, %position).entered();
         self.timeline.signal().wait_until(deadline, reached);
+        self.settled(position).unwrap_or(Err(Error::Timeout {
+            waiting_for: position,
+        }))
+    }
+
+    /// How a wait for `position` ends now, if it does: a snapshot there or
+    /// later, the view's failure, or the runtime's end.
+    fn settled(&self, position: Position) -> Option<Result<SnapshotRef<V>>> {
         let s = self.latest();
         if s.position >= position {
-            return Ok(s);
+            return Some(Ok(s));
         }
+        drop(s);
         if let Some(message) = self.view.failure() {
-            return Err(self.failed(message));
+            return Some(Err(self.failed(message)));
         }
         if self.timeline.exited() {
-            return Err(Error::Closed);
+            return Some(Err(Error::Closed));
         }
-        Err(Error::Timeout {
-            waiting_for: position,
-        })
+        if let Some(why) = self.timeline.storage_failure() {
+            let why = format!(
+                "the log's storage failed ({why}): position {position} will not be reached"
+            );
+            return Some(Err(Error::Io(std::io::Error::other(why))));
+        }
+        None
     }
 }
 

@@ -368,9 +368,13 @@ impl<E: Event> Sequencer<E> {
     /// (and a fatal failure refuses every later append too).
     fn fail(&mut self, failure: Failure, acks: Vec<(Reply, Result<Appended>)>) {
         let refused = self.refusal(failure);
+        // An append acknowledged again (its id was seen) is in the log
+        // already, at or below the head: the failure does not touch it.
+        let head = self.shared.log.head();
         let mut failed = 0;
         for (reply, result) in acks {
             let result = match result {
+                Ok(again) if again.position <= head => Ok(again),
                 Ok(_) => {
                     failed += 1;
                     Err(refused())
@@ -390,6 +394,9 @@ impl<E: Event> Sequencer<E> {
                 tracing::error!(error = %e, "the log could not be written; refusing appends from now on");
                 let _ = self.shared.storage_failure.set(e.to_string());
                 self.failed = Some(Refusal::Storage(e.kind(), e.to_string()));
+                // Readers waiting for positions this process will never
+                // adopt learn why.
+                self.shared.signal.notify();
                 None
             }
             Failure::Batch(rejection) => {

@@ -98,7 +98,6 @@ impl Signal {
     /// Registers a task to wake at the next notify. The caller must check its
     /// condition again after this returns, and return `Pending` only if it
     /// still does not hold.
-    #[cfg(feature = "async")]
     pub(crate) fn register(&self, waker: &Waker) {
         {
             let mut wakers = self.lock();

@@ -50,11 +50,13 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
                     .state
                     .failure
                     .set(format!("at position {}: {message}", event.position));
+                self.state.signal.notify();
                 break;
             }
             self.state
                 .handled
                 .store(event.position.0, Ordering::Relaxed);
+            self.state.signal.notify();
             last_id = Some(event.id);
             unsaved += 1;
             if unsaved >= self.every {
@@ -67,6 +69,7 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
             self.save(handled, last_id);
         }
         self.state.running.store(false, Ordering::Relaxed);
+        self.state.signal.notify();
     }
 
     /// Runs the projector on one event; a panic is a failure like an error.

@@ -141,9 +141,16 @@ impl<E: Event> Sequencer<E> {
     /// Refuses every command of a batch the store would not start.
     pub(super) fn refuse(&mut self, cmds: &mut Vec<AppendCmd<E>>, failure: Failure) {
         let refused = self.refusal(failure);
-        let count = cmds.len() as u64;
+        let mut count = 0;
         for cmd in cmds.drain(..) {
-            cmd.reply.send(Err(refused()));
+            // An append whose id was seen is in the log already.
+            match cmd.events.first_id().and_then(|id| self.dedupe.get(&id)) {
+                Some(again) => cmd.reply.send(Ok(again)),
+                None => {
+                    count += 1;
+                    cmd.reply.send(Err(refused()));
+                }
+            }
         }
         self.shared.counters.record_rejected(count);
     }

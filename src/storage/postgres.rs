@@ -79,8 +79,7 @@ pub(crate) fn open<E: Event + serde::Serialize + DeserializeOwned>(
         }
         events.extend(store::decode(rows, head, &options.schema, &upcasters)?);
     }
-    db.state
-        .committed(events.last().map_or(0, |r| r.position.0));
+    db.state.adopted(events.last().map_or(0, |r| r.position.0));
     tracing::info!(events = events.len(), schema = %options.schema, "opened the shared log");
     Ok(Opened {
         events,

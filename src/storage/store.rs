@@ -122,6 +122,11 @@ pub(crate) trait SharedHead: Send + Sync {
     /// process has read, the sequencer is woken to catch up.
     fn head(&self) -> Result<u64>;
 
+    /// [`head`](SharedHead::head) without blocking the thread.
+    fn head_async(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'static>>;
+
     /// What to call when the tailer sees events this process has not read:
     /// wake whoever can take the sequencer role.
     fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>);

@@ -81,6 +81,14 @@ impl Db {
         }
     }
 
+    /// Sends a request to the tailer connection; its reply goes where the
+    /// request says.
+    pub(super) fn read_async(&self, request: ReadReq) {
+        if let Some(r) = &self.read {
+            let _ = r.send(request);
+        }
+    }
+
     /// Sends a request to the tailer connection and waits for its reply.
     pub(super) fn read<T>(
         &self,

@@ -137,7 +137,9 @@ pub(super) struct Statements {
     pub(super) lock_head: Statement,
     /// The head's position.
     pub(super) head: Statement,
-    /// Batches ending after $1, in order, at most $2 of them.
+    /// Batches after position $1, in order, at most $2 of them (a
+    /// process's log always ends at a batch's end; the primary key serves
+    /// the range).
     pub(super) read_after: Statement,
     /// The batch id at first position $1.
     pub(super) batch_at: Statement,
@@ -165,7 +167,7 @@ impl Statements {
             read_after: client
                 .prepare(&format!(
                     "SELECT first, last, events, body FROM {s}.batches
-                     WHERE last > $1 ORDER BY first LIMIT $2"
+                     WHERE first > $1 ORDER BY first LIMIT $2"
                 ))
                 .await?,
             batch_at: client

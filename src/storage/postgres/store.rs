@@ -57,9 +57,9 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
             .db
             .append(|reply| AppendReq::Begin(head, reply))
             .map_err(Failure::Batch)?;
-        self.db.state.committed(began.head);
         match decode(began.rows, head, &self.schema, &self.upcasters) {
             Ok(foreign) if foreign.last().map_or(head, |r| r.position.0) == began.head => {
+                self.db.state.adopted(began.head);
                 Ok(foreign)
             }
             Ok(_) => Err(self.corrupt(format!(
@@ -111,7 +111,7 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
             .append(|reply| AppendReq::Commit(Box::new(out), reply));
         match result {
             Ok(()) => {
-                self.db.state.committed(last);
+                self.db.state.adopted(last);
                 Ok(())
             }
             Err(rejection) => Err(Failure::Batch(rejection)),
@@ -132,7 +132,12 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
             .db
             .read(|reply| ReadReq::After(head, CATCH_UP_BATCHES, reply))
             .map_err(|why| Failure::Batch(Rejection::NotWritten(why)))?;
-        decode(rows, head, &self.schema, &self.upcasters).map_err(|e| self.damaged(e))
+        let foreign =
+            decode(rows, head, &self.schema, &self.upcasters).map_err(|e| self.damaged(e))?;
+        self.db
+            .state
+            .adopted(foreign.last().map_or(head, |r| r.position.0));
+        Ok(foreign)
     }
 
     fn is_shared(&self) -> bool {
@@ -262,6 +267,19 @@ impl SharedHead for PgHead {
             .read(ReadReq::Head)
             .map_err(|why| Error::Postgres(format!("reading the shared log's head: {why}")))?;
         Ok(head)
+    }
+
+    fn head_async(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'static>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.db.read_async(ReadReq::HeadSoon(tx));
+        Box::pin(async move {
+            let head = rx
+                .await
+                .unwrap_or_else(|_| Err("rwlog's database thread has ended".into()));
+            head.map_err(|why| Error::Postgres(format!("reading the shared log's head: {why}")))
+        })
     }
 
     fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {

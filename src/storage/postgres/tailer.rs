@@ -130,6 +130,10 @@ impl Tailer {
                 let head = self.head().await;
                 let _ = reply.send(head);
             }
+            ReadReq::HeadSoon(reply) => {
+                let head = self.head().await;
+                let _ = reply.send(head);
+            }
         }
     }
 

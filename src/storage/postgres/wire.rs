@@ -64,10 +64,12 @@ pub(super) enum AppendReq {
 
 /// The tailer connection's requests.
 pub(super) enum ReadReq {
-    /// Batches ending after a position, at most so many.
+    /// Batches starting after a position, at most so many.
     After(u64, i64, Reply<Vec<Row>, String>),
     /// The head now.
     Head(Reply<u64, String>),
+    /// The head now, for a task that awaits it.
+    HeadSoon(tokio::sync::oneshot::Sender<Result<u64, String>>),
 }
 
 /// What the database thread shares with the rest of the process.
@@ -76,6 +78,8 @@ pub(super) struct DbState {
     /// The newest head seen in the database (by the tailer, a read of the
     /// head, or this process's own commit).
     remote_head: AtomicU64,
+    /// The head of this process's own log, as far as the store knows it.
+    adopted: AtomicU64,
     /// Wakes whoever can take the sequencer role.
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The tables exist: the tailer may start (told once).
@@ -83,17 +87,22 @@ pub(super) struct DbState {
 }
 
 impl DbState {
-    /// The database's head moved to `head`: if that is news, wake the
-    /// sequencer to catch up.
+    /// The database's head is at least `head`: while this process has not
+    /// adopted that far, wake the sequencer to catch up (again at every
+    /// note, so a catch-up that failed is tried once more at the next
+    /// poll, and a wake-up lost while another thread held the role is
+    /// made up for).
     pub(super) fn note(&self, head: u64) {
-        let before = self.remote_head.fetch_max(head, Ordering::SeqCst);
-        if head > before {
+        self.remote_head.fetch_max(head, Ordering::SeqCst);
+        if head > self.adopted.load(Ordering::SeqCst) {
             self.wake();
         }
     }
 
-    /// This process's own commit moved the head: nothing to catch up.
-    pub(super) fn committed(&self, head: u64) {
+    /// This process's log now holds everything up to `head` (adopted, or
+    /// its own commit).
+    pub(super) fn adopted(&self, head: u64) {
+        self.adopted.fetch_max(head, Ordering::SeqCst);
         self.remote_head.fetch_max(head, Ordering::SeqCst);
     }
 
@@ -124,7 +133,7 @@ impl DbState {
     }
 }
 
-/// Batches ending after `head`, in order.
+/// Batches starting after `head`, in order.
 pub(super) async fn read_after(
     client: &tokio_postgres::Client,
     statements: &sql::Statements,
