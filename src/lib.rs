@@ -181,13 +181,15 @@ pub mod __loom {
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
-pub use read::{CachedReader, Reader, SnapshotRef, Staleness};
+pub use read::{CachedReader, Health, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
 pub use sequencer::Sequencing;
 #[doc(hidden)]
 pub use storage::InjectedFault;
 pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};
 pub use subscription::Subscription;
+#[cfg(feature = "async")]
+pub use subscription::SubscriptionStream;
 pub use uuid::Uuid;
 pub use view::{Snapshot, View};
 pub use write::{Appended, Ticket, Writer};

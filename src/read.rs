@@ -39,6 +39,21 @@ pub(crate) trait Timeline: Send + Sync {
     fn storage_failure(&self) -> Option<String>;
 }
 
+/// Whether a view follows the log; from [`Reader::health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// The view follows the log.
+    Advancing,
+    /// Its `apply` panicked: it stays at its last good snapshot.
+    Failed {
+        /// The position of that snapshot.
+        position: Position,
+        /// The panic's message.
+        message: String,
+    },
+}
+
 /// How far behind the head a [`Reader::bounded`] read may be.
 ///
 /// ```
@@ -287,6 +302,21 @@ impl<V: Send + Sync + 'static> Reader<V> {
     pub fn failure(&self) -> Option<Error> {
         let message = self.view.failure()?;
         Some(self.failed(message))
+    }
+
+    /// Whether the view still follows the log. A view whose `apply`
+    /// panicked keeps serving its last good snapshot from
+    /// [`latest`](Reader::latest), advances no more, and says so here, in
+    /// [`Stats`](crate::Stats) and in one `error` trace; waiting reads
+    /// return [`Error::ViewFailed`].
+    pub fn health(&self) -> Health {
+        match self.view.failure() {
+            None => Health::Advancing,
+            Some(message) => Health::Failed {
+                position: self.view.current.load().position,
+                message: message.to_owned(),
+            },
+        }
     }
 
     /// A reader for hot loops that skips even the atomic load's slot write

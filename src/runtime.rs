@@ -232,6 +232,13 @@ impl<E: Event> Runtime<E> {
         Subscription::new(Arc::clone(&self.hub), from.max(Position::FIRST))
     }
 
+    /// [`subscribe`](Runtime::subscribe) as a `futures_core::Stream`, for
+    /// tasks: see [`SubscriptionStream`](crate::subscription::SubscriptionStream).
+    #[cfg(feature = "async")]
+    pub fn subscribe_stream(&self, from: Position) -> crate::subscription::SubscriptionStream<E> {
+        self.subscribe(from).into_stream()
+    }
+
     /// Starts `shards` writer actors for aggregates `A` (tokio tasks, on the
     /// current tokio runtime, or on a small one of their own when called
     /// outside one); see [`Actors`](crate::Actors).

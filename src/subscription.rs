@@ -15,8 +15,11 @@ use crate::sync::Arc;
 /// History and live events come from the same log, read in position order
 /// by one cursor, so the switch from one to the other has no gap and no
 /// duplicate. As an [`Iterator`] it blocks for the next event and ends once
-/// the runtime has shut down and every event was delivered. With the `async`
-/// feature it is also a `futures_core::Stream`.
+/// the runtime has shut down and every event was delivered. For tasks, turn
+/// it into a [`SubscriptionStream`] with
+/// [`into_stream`](Subscription::into_stream) (or subscribe with
+/// [`Runtime::subscribe_stream`](crate::Runtime::subscribe_stream)): one
+/// type is an iterator, the other a stream, so `next()` is never ambiguous.
 ///
 /// ```
 /// use rwlog::{Event, Position, Runtime};
@@ -107,8 +110,58 @@ impl<E: Event> Iterator for Subscription<E> {
     }
 }
 
+/// A [`Subscription`] as a `futures_core::Stream`: the same cursor, awaited
+/// instead of blocked on (the runtime's signal wakes the task). From
+/// [`Subscription::into_stream`] or
+/// [`Runtime::subscribe_stream`](crate::Runtime::subscribe_stream).
+///
+/// ```
+/// use futures::StreamExt;
+/// use rwlog::{Event, Position, Runtime};
+///
+/// #[derive(Clone, Debug)]
+/// struct Tick(u32);
+/// impl Event for Tick {}
+///
+/// let rt = Runtime::<Tick>::builder().build()?;
+/// let w = rt.writer();
+/// let mut sub = rt.subscribe_stream(Position(1));
+/// let tasks = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// tasks.block_on(async {
+///     w.append_async("clock", Tick(1)).await?;
+///     let e = sub.next().await.expect("an event");
+///     assert_eq!(e.payload().0, 1);
+///     Ok::<(), rwlog::Error>(())
+/// })?;
+/// # Ok::<(), rwlog::Error>(())
+/// ```
 #[cfg(feature = "async")]
-impl<E: Event> futures_core::Stream for Subscription<E> {
+#[derive(Debug)]
+pub struct SubscriptionStream<E>(Subscription<E>);
+
+#[cfg(feature = "async")]
+impl<E: Event> Subscription<E> {
+    /// This cursor as a stream, from where it is.
+    pub fn into_stream(self) -> SubscriptionStream<E> {
+        SubscriptionStream(self)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<E: Event> SubscriptionStream<E> {
+    /// The position of the next event it yields.
+    pub fn position(&self) -> Position {
+        self.0.next
+    }
+
+    /// Back to a blocking iterator, from where it is.
+    pub fn into_blocking(self) -> Subscription<E> {
+        self.0
+    }
+}
+
+#[cfg(feature = "async")]
+impl<E: Event> futures_core::Stream for SubscriptionStream<E> {
     type Item = EventRef<E>;
 
     fn poll_next(
@@ -116,20 +169,21 @@ impl<E: Event> futures_core::Stream for Subscription<E> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        if let Some(e) = self.try_next() {
+        let sub = &mut self.0;
+        if let Some(e) = sub.try_next() {
             return Poll::Ready(Some(e));
         }
-        if self.shared.exited() {
-            return Poll::Ready(self.try_next());
+        if sub.shared.exited() {
+            return Poll::Ready(sub.try_next());
         }
-        self.shared.signal.register(cx.waker());
+        sub.shared.signal.register(cx.waker());
         // Re-check after registering: a batch published in between would
         // otherwise not wake us.
-        if let Some(e) = self.try_next() {
+        if let Some(e) = sub.try_next() {
             return Poll::Ready(Some(e));
         }
-        if self.shared.exited() {
-            return Poll::Ready(self.try_next());
+        if sub.shared.exited() {
+            return Poll::Ready(sub.try_next());
         }
         Poll::Pending
     }

@@ -69,7 +69,7 @@ async fn subscription_stream_catches_up_then_follows() {
     for i in 0..10 {
         w.append_async("s", add(i, 1)).await.unwrap();
     }
-    let mut sub = rt.subscribe(Position(1));
+    let mut sub = rt.subscribe_stream(Position(1));
     let writer = tokio::spawn(async move {
         for i in 10..300 {
             w.append_async("s", add(i, 1)).await.unwrap();
@@ -81,4 +81,22 @@ async fn subscription_stream_catches_up_then_follows() {
     writer.await.unwrap();
     drop(rt);
     assert!(next(&mut sub).await.is_none());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_and_an_iterator_are_one_cursor() {
+    use futures::StreamExt;
+    let rt = Runtime::<Add>::builder().build().unwrap();
+    let w = rt.writer();
+    for i in 0..4 {
+        w.append_async("s", add(i, 1)).await.unwrap();
+    }
+    let mut sub = rt.subscribe(Position(1));
+    assert_eq!(sub.next().map(|e| e.position()), Some(Position(1)));
+    let mut stream = sub.into_stream();
+    assert_eq!(stream.position(), Position(2));
+    // StreamExt::next, unambiguous: a stream is not an iterator.
+    assert_eq!(stream.next().await.map(|e| e.position()), Some(Position(2)));
+    let mut sub = stream.into_blocking();
+    assert_eq!(sub.next().map(|e| e.position()), Some(Position(3)));
 }

@@ -6,10 +6,11 @@
 #[path = "support/domain.rs"]
 mod domain;
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use domain::{add, held_runtime, wait_for_head, Add, Checksum, Sums, HOLD};
-use rwlog::{Error, Expected, Position, Recorded, Runtime, View};
+use rwlog::{Error, Expected, Health, Position, Recorded, Runtime, View};
 
 #[test]
 fn a_conflict_changes_nothing_and_spares_the_rest_of_its_batch() {
@@ -176,8 +177,48 @@ impl View<Add> for Fragile {
     }
 }
 
+/// The error-level traces of this test binary, each as its fields in one
+/// line (a subscriber of its own: the sequencer may run on any thread).
+fn error_traces() -> Arc<Mutex<Vec<String>>> {
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0 += &format!("{}={value:?} ", field.name());
+        }
+    }
+    struct Errors(Arc<Mutex<Vec<String>>>);
+    impl tracing::Subscriber for Errors {
+        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+            *m.level() == tracing::Level::ERROR
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            let mut fields = Fields(String::new());
+            e.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    static TRACES: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
+    Arc::clone(TRACES.get_or_init(|| {
+        let traces = Arc::new(Mutex::new(Vec::new()));
+        tracing::subscriber::set_global_default(Errors(Arc::clone(&traces)))
+            .expect("the only subscriber");
+        traces
+    }))
+}
+
 #[test]
 fn a_panicking_view_fails_alone() {
+    let traces = error_traces();
     let rt = Runtime::<Add>::builder()
         .view("fragile", Fragile::default())
         .view("sums", Sums::default())
@@ -226,6 +267,32 @@ fn a_panicking_view_fails_alone() {
     assert_eq!(stats.head, Position(4));
     assert!(stats.views[0].failure.is_some() && stats.views[1].failure.is_none());
     assert_eq!(stats.views[1].position, Position(4));
+
+    // Loud, once: one error trace names the view, the batch and the panic.
+    match fragile.health() {
+        Health::Failed { position, message } => {
+            assert_eq!(position, Position(1));
+            assert!(message.contains("negative amount at 2"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(
+        rt.reader::<Sums>("sums").unwrap().health(),
+        Health::Advancing
+    );
+    let about: Vec<String> = traces
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.contains("view=fragile"))
+        .cloned()
+        .collect();
+    assert_eq!(about.len(), 1, "{about:?}");
+    assert!(
+        about[0].contains("batch=2..=2") && about[0].contains("negative amount at 2"),
+        "{}",
+        about[0]
+    );
 }
 
 #[test]

@@ -215,7 +215,16 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                 self.spares.clear();
                 self.recent.clear();
                 let message = sync::panic_message(&*payload);
-                tracing::error!(view = %self.shared.name, %message, "view apply panicked; the view stops here");
+                let stays_at = self.shared.current.load().position;
+                let first = batch.first().map_or(0, |e| e.position.0);
+                let last = batch.last().map_or(0, |e| e.position.0);
+                tracing::error!(
+                    view = %self.shared.name,
+                    %message,
+                    batch = %format_args!("{first}..={last}"),
+                    %stays_at,
+                    "a view's apply panicked: the view stays at its last good snapshot and advances no more (the log, the writers and the other views go on)"
+                );
                 let _ = self.shared.failure.set(message);
             }
         }
