@@ -182,7 +182,7 @@ pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use read::{CachedReader, Health, Reader, SnapshotRef, Staleness};
-pub use runtime::{Builder, ProjectionStats, Runtime, Stats, ViewStats};
+pub use runtime::{Builder, ProjectionStats, Runtime, SharedMap, Stats, ViewStats};
 pub use sequencer::Sequencing;
 #[doc(hidden)]
 pub use storage::InjectedFault;
@@ -191,5 +191,5 @@ pub use subscription::Subscription;
 #[cfg(feature = "async")]
 pub use subscription::SubscriptionStream;
 pub use uuid::Uuid;
-pub use view::{Snapshot, View};
+pub use view::{Map, MapEvent, Snapshot, View, ViewKey};
 pub use write::{Appended, Ticket, Writer};

@@ -108,7 +108,7 @@ impl ProjectionState {
 /// let rt = Runtime::<Ordered>::builder().build()?;
 /// let total = Arc::new(Mutex::new(0));
 /// let sum = Arc::clone(&total);
-/// let p = rt.projection("revenue", move |e: &rwlog::Recorded<Ordered>| {
+/// let p = rt.projection("revenue", move |e| {
 ///     *sum.lock().unwrap() += e.payload().0;
 ///     Ok(())
 /// })?;

@@ -3,10 +3,12 @@
 //! shutdown.
 
 mod builder;
+mod shared_map;
 mod stats;
 mod views;
 
 pub use builder::Builder;
+pub use shared_map::SharedMap;
 pub use stats::{ProjectionStats, Stats, ViewStats};
 
 use std::fmt;
@@ -24,7 +26,7 @@ use crate::storage::RecoveryReport;
 use crate::subscription::Subscription;
 use crate::sync::channel::Sender;
 use crate::sync::{self, thread, Arc, Mutex};
-use crate::view::{AnyView, Snapshot, View, ViewState};
+use crate::view::{AnyView, Snapshot, View, ViewKey, ViewState};
 use crate::write::{AppendCmd, Drain, Writer};
 
 /// An rwlog runtime: the log, its views and the sequencer thread.
@@ -69,7 +71,24 @@ use crate::write::{AppendCmd, Drain, Writer};
 /// assert!(matches!(w.append("alice", Account::Deposited(1)), Err(rwlog::Error::Closed)));
 /// # Ok::<(), rwlog::Error>(())
 /// ```
+///
+/// A `Runtime` is a handle: clones share one runtime (one log, one
+/// sequencer, the same views). [`shutdown`](Runtime::shutdown) through any
+/// clone shuts it down for all; dropping the last clone shuts it down too.
 pub struct Runtime<E: Event> {
+    inner: Arc<Shared<E>>,
+}
+
+impl<E: Event> Clone for Runtime<E> {
+    fn clone(&self) -> Self {
+        Runtime {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// What every clone of a [`Runtime`] shares.
+struct Shared<E: Event> {
     hub: Arc<Hub<E>>,
     /// Where projections keep checkpoints; `None` once shut down (a durable
     /// log's checkpoints hold its directory's lock).
@@ -86,10 +105,15 @@ pub struct Runtime<E: Event> {
 impl<E: Event> fmt::Debug for Runtime<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
-            .field("head", &self.hub.log.head())
+            .field("head", &self.inner.hub.log.head())
             .field(
                 "views",
-                &self.views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .views
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -114,7 +138,7 @@ impl<E: Event> Runtime<E> {
     }
 
     pub(crate) fn new(parts: Parts<E>) -> Runtime<E> {
-        Runtime {
+        let shared = Shared {
             hub: parts.hub,
             checkpoints: Mutex::new(Some(parts.checkpoints)),
             projections: Mutex::new(Vec::new()),
@@ -124,17 +148,20 @@ impl<E: Event> Runtime<E> {
             thread: Mutex::new(Some(parts.thread)),
             max_append_events: parts.max_append_events,
             recovery: parts.recovery,
+        };
+        Runtime {
+            inner: Arc::new(shared),
         }
     }
 
     /// A handle for appending events.
     pub fn writer(&self) -> Writer<E> {
         Writer::new(
-            self.tx.clone(),
-            Arc::clone(&self.hub.gate),
-            Arc::clone(&self.combiner) as Arc<dyn Drain>,
+            self.inner.tx.clone(),
+            Arc::clone(&self.inner.hub.gate),
+            Arc::clone(&self.inner.combiner) as Arc<dyn Drain>,
             None,
-            self.max_append_events,
+            self.inner.max_append_events,
         )
     }
 
@@ -143,11 +170,11 @@ impl<E: Event> Runtime<E> {
     pub fn writer_named(&self, id: impl Into<String>) -> Writer<E> {
         let id: Arc<str> = Arc::from(id.into());
         Writer::new(
-            self.tx.clone(),
-            Arc::clone(&self.hub.gate),
-            Arc::clone(&self.combiner) as Arc<dyn Drain>,
+            self.inner.tx.clone(),
+            Arc::clone(&self.inner.hub.gate),
+            Arc::clone(&self.inner.combiner) as Arc<dyn Drain>,
             Some(id),
-            self.max_append_events,
+            self.inner.max_append_events,
         )
     }
 
@@ -157,25 +184,34 @@ impl<E: Event> Runtime<E> {
     /// holds another type.
     pub fn reader<V: View<E>>(&self, name: &str) -> Result<Reader<V>> {
         let view = self.view::<V>(name)?;
-        let timeline: Arc<dyn Timeline> = Arc::clone(&self.hub) as Arc<dyn Timeline>;
+        let timeline: Arc<dyn Timeline> = Arc::clone(&self.inner.hub) as Arc<dyn Timeline>;
         Ok(Reader::new(view, timeline))
+    }
+
+    /// The reader of the view registered with `key` (see [`ViewKey`]).
+    ///
+    /// Errors: [`Error::UnknownView`] if no view was registered under the
+    /// key's name on this runtime; [`Error::ViewType`] if one was, by name,
+    /// with another type.
+    pub fn reader_for<V: View<E>>(&self, key: ViewKey<V>) -> Result<Reader<V>> {
+        self.reader::<V>(key.name())
     }
 
     /// The log.
     pub fn log(&self) -> &Log<E> {
-        &self.hub.log
+        &self.inner.hub.log
     }
 
     /// The position of the last appended event.
     pub fn head(&self) -> Position {
-        self.hub.log.head()
+        self.inner.hub.log.head()
     }
 
     /// What recovery found and did when the log's directory was opened
     /// (`None` for an in-memory log): cuts, files set aside, an accepted
     /// loss. Each of them was also logged at `warn`.
     pub fn recovery(&self) -> Option<&RecoveryReport> {
-        self.recovery.as_ref()
+        self.inner.recovery.as_ref()
     }
 
     /// The state of a view just after the event at `position`: the newest
@@ -185,7 +221,7 @@ impl<E: Event> Runtime<E> {
     /// head; [`Error::ViewFailed`] if the view's `apply` panics on the way.
     pub fn view_at<V: View<E>>(&self, name: &str, position: Position) -> Result<Snapshot<V>> {
         let view = self.view::<V>(name)?;
-        let head = self.hub.log.head();
+        let head = self.inner.hub.log.head();
         if position == Position::ZERO || position > head {
             return Err(Error::PositionOutOfRange {
                 requested: position,
@@ -199,7 +235,7 @@ impl<E: Event> Runtime<E> {
                 requested: position,
                 head,
             })?;
-        let log = &self.hub.log;
+        let log = &self.inner.hub.log;
         sync::catch_unwind(|| {
             crate::view::replay(&base, log.read_all(base.position.next()..=position))
         })
@@ -217,6 +253,7 @@ impl<E: Event> Runtime<E> {
     /// of [`view_at`](Runtime::view_at).
     pub fn view_as_of<V: View<E>>(&self, name: &str, time: SystemTime) -> Result<Snapshot<V>> {
         let position = self
+            .inner
             .hub
             .log
             .position_at(time)
@@ -229,7 +266,7 @@ impl<E: Event> Runtime<E> {
     /// (blocking) or, with the `async` feature, use it as a `Stream`. It ends
     /// after the last event once the runtime has shut down.
     pub fn subscribe(&self, from: Position) -> Subscription<E> {
-        Subscription::new(Arc::clone(&self.hub), from.max(Position::FIRST))
+        Subscription::new(Arc::clone(&self.inner.hub), from.max(Position::FIRST))
     }
 
     /// [`subscribe`](Runtime::subscribe) as a `futures_core::Stream`, for
@@ -262,7 +299,7 @@ impl<E: Event> Runtime<E> {
         A: crate::aggregate::Aggregate<Event = E>,
         E: Clone,
     {
-        let source = Arc::clone(&self.hub) as Arc<dyn crate::actor::StreamSource<E>>;
+        let source = Arc::clone(&self.inner.hub) as Arc<dyn crate::actor::StreamSource<E>>;
         crate::actor::Actors::start(self.writer(), source, shards, options)
     }
 
@@ -273,8 +310,19 @@ impl<E: Event> Runtime<E> {
     /// checkpoint is a file in the log's directory, so the projection
     /// resumes after a restart; otherwise it resumes when restarted under
     /// the same name in this runtime. Delivery is at least once.
-    pub fn projection(&self, name: &str, projector: impl Projector<E>) -> Result<Projection> {
-        self.projection_with(name, ProjectionOptions::default(), projector)
+    ///
+    /// The closure's event type is inferred: `rt.projection("mailer", |e| ...)`.
+    /// A [`Projector`] of your own goes through
+    /// [`projection_with`](Runtime::projection_with).
+    pub fn projection<F>(&self, name: &str, handler: F) -> Result<Projection>
+    where
+        F: FnMut(
+                &crate::event::Recorded<E>,
+            ) -> std::result::Result<(), crate::projection::ProjectionError>
+            + Send
+            + 'static,
+    {
+        self.projection_with(name, ProjectionOptions::default(), handler)
     }
 
     /// [`projection`](Runtime::projection) with settings.
@@ -288,10 +336,15 @@ impl<E: Event> Runtime<E> {
         projector: impl Projector<E>,
     ) -> Result<Projection> {
         // Not held while the projection starts: shutdown takes this lock.
-        let checkpoints = self.checkpoints.lock().clone().ok_or(Error::Closed)?;
-        let (projection, state) =
-            Projection::start(Arc::clone(&self.hub), checkpoints, name, options, projector)?;
-        let mut list = self.projections.lock();
+        let checkpoints = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
+        let (projection, state) = Projection::start(
+            Arc::clone(&self.inner.hub),
+            checkpoints,
+            name,
+            options,
+            projector,
+        )?;
+        let mut list = self.inner.projections.lock();
         list.retain(|p| p.name != name);
         list.push(state);
         Ok(projection)
@@ -299,13 +352,13 @@ impl<E: Event> Runtime<E> {
 
     /// Counters and the state of every view and projection.
     pub fn stats(&self) -> Stats {
-        let projections = self.projections.lock();
+        let projections = self.inner.projections.lock();
         stats::collect(
-            self.hub.log.head(),
-            self.hub.counters.read(),
-            self.tx.len(),
-            self.hub.storage_failure.get().cloned(),
-            &self.views,
+            self.inner.hub.log.head(),
+            self.inner.hub.counters.read(),
+            self.inner.tx.len(),
+            self.inner.hub.storage_failure.get().cloned(),
+            &self.inner.views,
             &projections,
         )
     }
@@ -317,6 +370,32 @@ impl<E: Event> Runtime<E> {
     /// snapshots; a durable log's directory is free for another runtime.
     /// Calling it again does nothing.
     pub fn shutdown(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+
+    fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewState<V>>> {
+        let status = self
+            .inner
+            .views
+            .iter()
+            .find(|v| v.name() == name)
+            .ok_or_else(|| Error::UnknownView {
+                name: name.to_owned(),
+            })?;
+        let actual = status.type_name();
+        Arc::clone(status)
+            .as_any()
+            .downcast::<ViewState<V>>()
+            .map_err(|_| Error::ViewType {
+                name: name.to_owned(),
+                requested: std::any::type_name::<V>(),
+                actual,
+            })
+    }
+}
+
+impl<E: Event> Shared<E> {
+    fn shutdown(&self) -> Result<()> {
         let handle = self.thread.lock().take();
         let Some(handle) = handle else { return Ok(()) };
         let _span = tracing::debug_span!("shutdown").entered();
@@ -337,28 +416,9 @@ impl<E: Event> Runtime<E> {
         }
         joined
     }
-
-    fn view<V: View<E>>(&self, name: &str) -> Result<Arc<ViewState<V>>> {
-        let status = self
-            .views
-            .iter()
-            .find(|v| v.name() == name)
-            .ok_or_else(|| Error::UnknownView {
-                name: name.to_owned(),
-            })?;
-        let actual = status.type_name();
-        Arc::clone(status)
-            .as_any()
-            .downcast::<ViewState<V>>()
-            .map_err(|_| Error::ViewType {
-                name: name.to_owned(),
-                requested: std::any::type_name::<V>(),
-                actual,
-            })
-    }
 }
 
-impl<E: Event> Drop for Runtime<E> {
+impl<E: Event> Drop for Shared<E> {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "rwlog runtime shut down with an error");

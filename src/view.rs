@@ -5,9 +5,13 @@
 //! the runtime keeps copies for time travel (`history`).
 
 mod history;
+mod key;
+mod map;
 mod publisher;
 
 pub(crate) use history::{replay, History};
+pub use key::ViewKey;
+pub use map::{Map, MapEvent};
 pub(crate) use publisher::Publisher;
 
 use std::any::Any;

@@ -92,3 +92,40 @@ fn dropping_the_runtime_drains_too() {
         race(true, [Sequencing::Combining, Sequencing::Thread][round % 2]);
     }
 }
+
+#[test]
+fn clones_share_one_runtime_and_the_last_one_shuts_it_down() {
+    let rt = domain::sums_runtime(|b| b);
+    let other = rt.clone();
+    let w = rt.writer();
+    let ack = other.writer().append("s", add(1, 2)).unwrap();
+    assert_eq!(rt.head(), ack.position, "one log");
+    let r = rt.reader::<Sums>("sums").unwrap();
+    drop(rt);
+    // A clone is still alive: appends go on.
+    w.append("s", add(1, 3)).unwrap();
+    assert_eq!(r.strong().unwrap().0[&1], 5);
+    let third = other.clone();
+    third.shutdown().unwrap();
+    assert!(matches!(
+        w.append("s", add(1, 1)),
+        Err(rwlog::Error::Closed)
+    ));
+    assert_eq!(other.head().0, 2, "shut down for every clone");
+    drop((other, third));
+    assert_eq!(r.latest().0[&1], 5);
+}
+
+#[test]
+fn dropping_the_last_clone_shuts_down() {
+    let rt = domain::sums_runtime(|b| b);
+    let w = rt.writer();
+    let clones: Vec<_> = (0..3).map(|_| rt.clone()).collect();
+    drop(rt);
+    w.append("s", add(1, 1)).unwrap();
+    drop(clones);
+    assert!(matches!(
+        w.append("s", add(1, 1)),
+        Err(rwlog::Error::Closed)
+    ));
+}

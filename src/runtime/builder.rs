@@ -17,7 +17,7 @@ use crate::storage::{
 };
 use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc, Mutex};
-use crate::view::View;
+use crate::view::{View, ViewKey};
 
 use super::views::{self, ViewFactory, ViewSetup};
 use super::{Parts, Runtime};
@@ -113,6 +113,12 @@ impl<E: Event> Builder<E> {
         self.views
             .push((name.clone(), views::in_memory(&name, initial)));
         self
+    }
+
+    /// Registers a view under `key`'s name, starting from `initial`, whose
+    /// type the key fixes: see [`ViewKey`].
+    pub fn view_keyed<V: View<E>>(self, key: ViewKey<V>, initial: V) -> Self {
+        self.view(key.name(), initial)
     }
 
     /// The most events the sequencer takes into one batch (default 1024).
