@@ -1,5 +1,8 @@
 //! Events as appended by writers and as recorded in the log.
 
+mod ids;
+mod time;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,6 +11,8 @@ use uuid::Uuid;
 
 use crate::position::{Position, StreamId};
 use crate::sync::Arc;
+
+pub(crate) use ids::Ids;
 
 /// A type whose values are appended to an rwlog log.
 ///
@@ -57,10 +62,10 @@ pub trait Event: Send + Sync + 'static {
 /// let t = Timestamp::from_system_time(UNIX_EPOCH + Duration::from_secs(2));
 /// assert_eq!(t.as_nanos(), 2_000_000_000);
 /// assert_eq!(t.to_system_time(), UNIX_EPOCH + Duration::from_secs(2));
+/// // Shown as RFC 3339 in UTC, in Debug and Display alike:
+/// assert_eq!(format!("{t:?}"), "1970-01-01T00:00:02.000000000Z");
 /// ```
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(u64);
 
 impl Timestamp {

@@ -39,7 +39,11 @@
 //! # Features
 //!
 //! - `async` (default): `Writer::append_async`, writer actors, and
-//!   subscriptions as `futures_core::Stream`s (tokio).
+//!   subscriptions as `futures_core::Stream`s (tokio). The waiting reads'
+//!   futures (`at_least_async`, `changed`, …) need no feature.
+//! - `durable` (default): `Storage::dir` (segment files), persisted views,
+//!   projection checkpoints on disk, upcasters (bincode, crc32c). Without
+//!   it and `async`, the crate builds with neither tokio nor bincode.
 //! - `postgres`: `Storage::postgres`, a log shared through PostgreSQL
 //!   (tokio-postgres, on a thread and runtime of rwlog's own, so no call
 //!   ever blocks inside a caller's runtime).
@@ -121,6 +125,8 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+// docs.rs marks the items each feature brings.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "async")]
 mod actor;
@@ -184,6 +190,7 @@ pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use read::{CachedReader, Health, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, SharedMap, Stats, ViewStats};
 pub use sequencer::Sequencing;
+#[cfg(feature = "durable")]
 #[doc(hidden)]
 pub use storage::InjectedFault;
 pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 mod combiner;
 mod dedupe;
-mod ids;
 mod shared;
 
 pub(crate) use combiner::Combiner;
@@ -18,7 +17,7 @@ pub use combiner::Sequencing;
 
 use crate::error::{Error, Result};
 use crate::event::Batch;
-use crate::event::{Event, Recorded, Timestamp};
+use crate::event::{Event, Ids, Recorded, Timestamp};
 use crate::hub::Hub;
 use crate::position::{Expected, Position, StreamId};
 use crate::storage::{Failure, Store};
@@ -28,7 +27,6 @@ use crate::view::ViewDriver;
 use crate::write::{AppendCmd, Appended, Events, Reply};
 
 use dedupe::Dedupe;
-use ids::Ids;
 use shared::Undo;
 
 /// What every event of a batch is stamped with.

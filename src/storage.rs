@@ -22,39 +22,86 @@
 //! position and the id of the event there, and are used only when all of
 //! them match the recovered log.
 
+// Everything of a directory log (and the frame codec a shared log uses
+// too) needs the `durable` feature; the in-memory runtime needs only the
+// configuration, the report type and the store trait.
+#[cfg(feature = "durable")]
 mod checkpoint;
+#[cfg(feature = "durable")]
 mod claim;
+#[cfg(feature = "durable")]
 mod codec;
 mod config;
 mod files;
+#[cfg(feature = "durable")]
 mod frame;
+#[cfg(feature = "durable")]
 mod identity;
+#[cfg(feature = "durable")]
 mod lock;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "durable")]
 mod read;
+#[cfg(feature = "durable")]
 mod recover;
 mod report;
+#[cfg(feature = "durable")]
 mod scan;
+#[cfg(feature = "durable")]
 mod segment;
+#[cfg(feature = "durable")]
 mod snapshot;
 mod store;
+#[cfg(feature = "durable")]
 mod upcast;
 
+#[cfg(feature = "durable")]
 pub(crate) use checkpoint::CheckpointFiles;
+#[cfg(feature = "durable")]
 pub(crate) use claim::LogFacts;
 pub(crate) use config::Engine;
+#[cfg(feature = "durable")]
 #[doc(hidden)]
 pub use config::InjectedFault;
 pub use config::{Durability, RecoveryMode, Storage};
 pub(crate) use files::is_plain_file_name;
+#[cfg(feature = "durable")]
 pub(crate) use recover::open;
 pub use report::{Cut, RecoveryReport};
+#[cfg(feature = "durable")]
 pub(crate) use snapshot::SnapshotFiles;
 pub(crate) use store::{Failure, SharedHead, Store};
+#[cfg(feature = "durable")]
 pub(crate) use upcast::Upcasters;
 
+/// Without the `durable` feature there is no log directory: an `Option` of
+/// this is always `None`.
+#[cfg(not(feature = "durable"))]
+#[derive(Clone, Debug)]
+pub(crate) enum DirInfo {}
+
+/// Without the `durable` feature nothing is read back from storage, so
+/// there is nothing to upcast.
+#[cfg(not(feature = "durable"))]
+pub(crate) struct Upcasters<E>(std::marker::PhantomData<fn() -> E>);
+
+#[cfg(not(feature = "durable"))]
+impl<E> std::fmt::Debug for Upcasters<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upcasters")
+    }
+}
+
+#[cfg(not(feature = "durable"))]
+impl<E> Default for Upcasters<E> {
+    fn default() -> Self {
+        Upcasters(std::marker::PhantomData)
+    }
+}
+
 /// What the rest of the runtime needs to know about an open directory.
+#[cfg(feature = "durable")]
 #[derive(Clone, Debug)]
 pub(crate) struct DirInfo {
     pub(crate) path: std::path::PathBuf,

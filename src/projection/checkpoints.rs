@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::log::Log;
 use crate::position::Position;
+#[cfg(feature = "durable")]
 use crate::storage::{CheckpointFiles, LogFacts};
 use crate::sync::Mutex;
 
@@ -17,18 +18,21 @@ pub(crate) enum Checkpoints {
     /// In the runtime: a projection restarted under the same name resumes.
     Memory(Mutex<std::collections::HashMap<String, Position>>),
     /// In `<log dir>/projections/<name>.checkpoint`: survives restarts.
+    #[cfg(feature = "durable")]
     Dir(CheckpointFiles),
 }
 
 impl Checkpoints {
     /// Where projection `name` resumes after: its checkpoint if it has one
     /// that fits the log, else the start.
+    #[cfg_attr(not(feature = "durable"), allow(unused_variables))]
     pub(super) fn load<E>(&self, name: &str, log: &Log<E>) -> Result<Position> {
         match self {
             Checkpoints::Memory(map) => {
                 let map = map.lock();
                 Ok(map.get(name).copied().unwrap_or(Position::ZERO))
             }
+            #[cfg(feature = "durable")]
             Checkpoints::Dir(files) => {
                 let id_at = |p: Position| log.get(p).map(|e| e.id);
                 let facts = LogFacts {
@@ -41,12 +45,14 @@ impl Checkpoints {
         }
     }
 
+    #[cfg_attr(not(feature = "durable"), allow(unused_variables))]
     pub(super) fn save(&self, name: &str, position: Position, event_id: Uuid) -> io::Result<()> {
         match self {
             Checkpoints::Memory(map) => {
                 map.lock().insert(name.to_owned(), position);
                 Ok(())
             }
+            #[cfg(feature = "durable")]
             Checkpoints::Dir(files) => files.save(name, position, event_id),
         }
     }

@@ -12,8 +12,10 @@ use crate::hub::Hub;
 use crate::log::Log;
 use crate::projection::Checkpoints;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
+#[cfg(feature = "durable")]
+use crate::storage::{self, CheckpointFiles};
 use crate::storage::{
-    self, CheckpointFiles, DirInfo, Engine, RecoveryReport, SharedHead, Storage, Store, Upcasters,
+    is_plain_file_name, DirInfo, Engine, RecoveryReport, SharedHead, Storage, Store, Upcasters,
 };
 use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc, Mutex};
@@ -245,10 +247,7 @@ impl<E: Event> Builder<E> {
         if let Some(shared) = &shared {
             wake_for_foreign(shared.as_ref(), &combiner);
         }
-        let checkpoints = match &dir {
-            Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
-            None => Checkpoints::Memory(Mutex::new(Default::default())),
-        };
+        let checkpoints = checkpoints_for(dir.as_ref());
         Ok(Runtime::new(Parts {
             hub,
             tx,
@@ -274,11 +273,7 @@ impl<E: Event> Builder<E> {
         if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
             return Err(Error::Config(why));
         }
-        if !self
-            .file_names
-            .iter()
-            .all(|n| storage::is_plain_file_name(n))
-        {
+        if !self.file_names.iter().all(|n| is_plain_file_name(n)) {
             return Err(Error::Config(
                 "a persisted view's name may use only letters, digits, '-', '_' and '.'",
             ));
@@ -358,41 +353,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     /// Errors from `build`: [`Error::Corrupt`] naming the damaged file and
     /// offset, [`Error::NoUpcaster`], [`Error::Io`].
     pub fn storage(mut self, storage: Storage) -> Self {
-        let open: Opener<E> = match &storage.engine {
-            Engine::Memory => {
-                self.storage = None;
-                return self;
-            }
-            Engine::Dir(options) => {
-                let options = options.clone();
-                Box::new(move |upcasters| {
-                    let recovered = storage::open::<E>(&options, &upcasters)?;
-                    Ok(Opened {
-                        events: recovered.events,
-                        store: Box::new(recovered.writer),
-                        info: Some(recovered.info),
-                        report: Some(recovered.report),
-                        shared: None,
-                    })
-                })
-            }
-            #[cfg(feature = "postgres")]
-            Engine::Postgres(options) => {
-                let options = options.clone();
-                Box::new(move |upcasters| {
-                    let opened = storage::postgres::open::<E>(&options, upcasters)?;
-                    tracing::debug!(log_id = %opened.log_id, "a shared log");
-                    Ok(Opened {
-                        events: opened.events,
-                        store: Box::new(opened.store),
-                        info: None,
-                        report: None,
-                        shared: Some(Arc::new(opened.head)),
-                    })
-                })
-            }
-        };
-        self.storage = Some((storage, open));
+        self.storage = opener::<E>(&storage).map(|open| (storage, open));
         self
     }
 
@@ -419,6 +380,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     /// });
     /// # let _ = builder;
     /// ```
+    #[cfg(feature = "durable")]
     pub fn upcaster<Old, F>(mut self, from_schema_version: u32, upcast: F) -> Self
     where
         Old: DeserializeOwned,
@@ -436,6 +398,7 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     /// With an in-memory log this is [`view`](Builder::view).
     ///
     /// The name must be a plain file name: letters, digits, `-`, `_`, `.`.
+    #[cfg(feature = "durable")]
     pub fn persisted_view<V>(mut self, name: impl Into<String>, initial: V) -> Self
     where
         V: View<E> + Serialize + DeserializeOwned,
@@ -445,6 +408,53 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
         self.views
             .push((name.clone(), views::persisted(&name, initial)));
         self
+    }
+}
+
+/// Where projections keep checkpoints: the log's directory, if it has one.
+fn checkpoints_for(dir: Option<&DirInfo>) -> Checkpoints {
+    match dir {
+        #[cfg(feature = "durable")]
+        Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
+        #[cfg(not(feature = "durable"))]
+        Some(info) => match *info {},
+        None => Checkpoints::Memory(Mutex::new(Default::default())),
+    }
+}
+
+/// How `build` opens `storage`: nothing to open for a log in memory.
+fn opener<E: Event + Serialize + DeserializeOwned>(storage: &Storage) -> Option<Opener<E>> {
+    match &storage.engine {
+        Engine::Memory => None,
+        #[cfg(feature = "durable")]
+        Engine::Dir(options) => {
+            let options = options.clone();
+            Some(Box::new(move |upcasters| {
+                let recovered = storage::open::<E>(&options, &upcasters)?;
+                Ok(Opened {
+                    events: recovered.events,
+                    store: Box::new(recovered.writer),
+                    info: Some(recovered.info),
+                    report: Some(recovered.report),
+                    shared: None,
+                })
+            }))
+        }
+        #[cfg(feature = "postgres")]
+        Engine::Postgres(options) => {
+            let options = options.clone();
+            Some(Box::new(move |upcasters| {
+                let opened = storage::postgres::open::<E>(&options, upcasters)?;
+                tracing::debug!(log_id = %opened.log_id, "a shared log");
+                Ok(Opened {
+                    events: opened.events,
+                    store: Box::new(opened.store),
+                    info: None,
+                    report: None,
+                    shared: Some(Arc::new(opened.head)),
+                })
+            }))
+        }
     }
 }
 

@@ -1,14 +1,19 @@
 //! Starting the views: each from its newest usable snapshot (persisted
 //! views) or its initial state, caught up with the recovered log.
 
+#[cfg(feature = "durable")]
 use serde::de::DeserializeOwned;
+#[cfg(feature = "durable")]
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::event::Recorded;
 use crate::faults::Faults;
+#[cfg(feature = "durable")]
 use crate::position::Position;
-use crate::storage::{DirInfo, LogFacts, SnapshotFiles};
+use crate::storage::DirInfo;
+#[cfg(feature = "durable")]
+use crate::storage::{LogFacts, SnapshotFiles};
 use crate::sync::Arc;
 use crate::view::{AnyView, Persist, Publisher, Snapshot, View, ViewDriver, ViewState};
 
@@ -20,6 +25,7 @@ pub(super) struct ViewSetup<'a, E> {
     pub(super) faults: Faults,
     pub(super) recovered: &'a [Recorded<E>],
     /// The log directory, for views whose snapshots persist.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(super) dir: Option<&'a DirInfo>,
 }
 
@@ -41,6 +47,7 @@ pub(super) fn in_memory<V: View<E>, E: Send + Sync + 'static>(
 
 /// A view whose snapshots are also written to the log's directory, and
 /// which starts from the newest one that fits the recovered log.
+#[cfg(feature = "durable")]
 pub(super) fn persisted<V, E>(name: &str, initial: V) -> ViewFactory<E>
 where
     V: View<E> + Serialize + DeserializeOwned,
@@ -91,6 +98,7 @@ pub(super) fn start_all<E>(
 }
 
 /// The newest snapshot on disk that fits the recovered log.
+#[cfg(feature = "durable")]
 fn newest_snapshot<V, E>(
     files: &SnapshotFiles,
     info: &DirInfo,

@@ -1,11 +1,14 @@
 //! How a durable log is configured: [`Storage`], [`Durability`],
 //! [`RecoveryMode`], and the fault hooks the crash tests use.
 
+#[cfg(feature = "durable")]
 use std::io;
+#[cfg(feature = "durable")]
 use std::path::PathBuf;
 #[cfg(feature = "postgres")]
 use std::time::Duration;
 
+#[cfg(feature = "durable")]
 use super::frame::SEGMENT_HEADER;
 
 /// How durable an acknowledged append is.
@@ -67,11 +70,13 @@ pub struct Storage {
 #[derive(Clone, Debug)]
 pub(crate) enum Engine {
     Memory,
+    #[cfg(feature = "durable")]
     Dir(DirOptions),
     #[cfg(feature = "postgres")]
     Postgres(PgOptions),
 }
 
+#[cfg(feature = "durable")]
 #[derive(Clone, Debug)]
 pub(crate) struct DirOptions {
     pub(crate) path: PathBuf,
@@ -84,6 +89,7 @@ pub(crate) struct DirOptions {
 
 /// A failure the segment writer simulates, for crash and fault tests. Not
 /// an API: hidden from the docs, and only consulted on the write path.
+#[cfg(feature = "durable")]
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InjectedFault {
@@ -106,6 +112,7 @@ pub enum InjectedFault {
     },
 }
 
+#[cfg(feature = "durable")]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Faults {
     pub(crate) fault: Option<InjectedFault>,
@@ -121,6 +128,27 @@ impl Storage {
         }
     }
 
+    /// The largest event accepted, encoded (its record head, metadata and
+    /// payload; default 16 MiB). A larger event is refused with
+    /// [`Error::TooLarge`](crate::Error::TooLarge) before it enters a batch,
+    /// failing only its own append. Reading is not limited by it (so it can
+    /// be lowered for a log that holds larger events): a frame must fit in
+    /// its batch, and its batch in its file.
+    #[cfg_attr(not(feature = "durable"), allow(unused_variables))]
+    pub fn max_event_bytes(mut self, bytes: u32) -> Storage {
+        match &mut self.engine {
+            Engine::Memory => {}
+            #[cfg(feature = "durable")]
+            Engine::Dir(d) => d.max_event_bytes = bytes.max(1),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(p) => p.max_event_bytes = bytes.max(1),
+        }
+        self
+    }
+}
+
+#[cfg(feature = "durable")]
+impl Storage {
     /// The log in segment files under `path` (created if missing), with
     /// [`Durability::Fsync`], 64 MiB segments, events of at most 16 MiB
     /// encoded, and [`RecoveryMode::TornTail`].
@@ -158,22 +186,6 @@ impl Storage {
     /// is never split across segments, so a segment holds at least one).
     pub fn segment_bytes(self, bytes: u64) -> Storage {
         self.with(|d| d.segment_bytes = bytes.max(SEGMENT_HEADER as u64 + 1))
-    }
-
-    /// The largest event accepted, encoded (its record head, metadata and
-    /// payload; default 16 MiB). A larger event is refused with
-    /// [`Error::TooLarge`](crate::Error::TooLarge) before it enters a batch,
-    /// failing only its own append. Reading is not limited by it (so it can
-    /// be lowered for a log that holds larger events): a frame must fit in
-    /// its batch, and its batch in its file.
-    pub fn max_event_bytes(mut self, bytes: u32) -> Storage {
-        match &mut self.engine {
-            Engine::Memory => {}
-            Engine::Dir(d) => d.max_event_bytes = bytes.max(1),
-            #[cfg(feature = "postgres")]
-            Engine::Postgres(p) => p.max_event_bytes = bytes.max(1),
-        }
-        self
     }
 
     /// What recovery of a directory log does with damage; see

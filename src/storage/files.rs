@@ -1,6 +1,9 @@
 //! File-system helpers: errors that name their path, atomic file
 //! replacement, directory sync, and setting files aside.
 
+// Without the `durable` feature only `is_plain_file_name` is used.
+#![cfg_attr(not(feature = "durable"), allow(dead_code))]
+
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -5,8 +5,11 @@
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Recorded};
+#[cfg(feature = "durable")]
+use crate::event::Event;
+use crate::event::Recorded;
 
+#[cfg(feature = "durable")]
 use super::segment::SegmentWriter;
 
 /// Why a batch could not be made durable.
@@ -15,6 +18,7 @@ pub(crate) enum Failure {
     /// The store cannot be trusted with more appends (a file's write or
     /// sync failed, or the log read back is damaged): this batch and every
     /// later append are refused until the log is reopened.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     Fatal(std::io::Error),
     /// This batch alone is refused; the store goes on with the next.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -105,6 +109,7 @@ pub(crate) trait Store<E>: Send {
     }
 }
 
+#[cfg(feature = "durable")]
 impl<E: Event + serde::Serialize> Store<E> for SegmentWriter {
     fn stage(&mut self, records: &[Recorded<E>], _keyed: bool) -> Result<()> {
         SegmentWriter::stage(self, records)
