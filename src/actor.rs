@@ -280,27 +280,59 @@ impl<A: Aggregate> Actors<A> {
             .map_err(|_| CommandError::Runtime(Error::Closed))?
     }
 
-    /// Enqueues a command without waiting for it (waiting only for room in
-    /// the mailbox); follow it with [`status`](Actors::status).
+    /// Enqueues a command without waiting for its outcome (waiting only for
+    /// room in the mailbox). The handle it returns is the command's id
+    /// ([`Submitted::id`], for [`status`](Actors::status)) and a future of
+    /// its outcome; dropping it does not cancel the command.
     pub async fn submit(
         &self,
         stream: impl Into<StreamId>,
         command: A::Command,
-    ) -> Result<Uuid, Error> {
+    ) -> Result<Submitted<A::Error>, Error> {
         let stream = stream.into();
-        let envelope = self.envelope(stream.clone(), command, None, None);
+        let (tx, rx) = oneshot::channel();
+        let envelope = self.envelope(stream.clone(), command, None, Some(tx));
         let id = envelope.id;
         self.shard(&stream)
             .send(envelope)
             .await
             .map_err(|_| Error::Closed)?;
-        Ok(id)
+        Ok(Submitted { id, outcome: rx })
     }
 
     /// A command's status, for as long as it is kept.
     pub fn status(&self, command: Uuid) -> Option<CommandStatus> {
         let statuses = self.statuses.lock();
         statuses.map.get(&command).map(|(s, _)| s.clone())
+    }
+}
+
+/// A submitted command: its id, and (awaited) its outcome; from
+/// [`Actors::submit`].
+#[derive(Debug)]
+pub struct Submitted<Err> {
+    id: Uuid,
+    outcome: oneshot::Receiver<Result<Done, CommandError<Err>>>,
+}
+
+impl<Err> Submitted<Err> {
+    /// The command's id: its [`status`](Actors::status) key, and the
+    /// causation id of the events it appends.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl<Err> std::future::Future for Submitted<Err> {
+    type Output = Result<Done, CommandError<Err>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(CommandError::Runtime(Error::Closed))))
     }
 }
 

@@ -149,7 +149,7 @@ mod view;
 mod write;
 
 #[cfg(feature = "async")]
-pub use actor::{ActorOptions, Actors};
+pub use actor::{ActorOptions, Actors, Submitted};
 pub use aggregate::{testing, Aggregate, CommandError, CommandStatus, Done};
 pub use error::{Error, Result};
 pub use event::{Event, EventRef, Metadata, NewEvent, Recorded, Timestamp};

@@ -144,8 +144,12 @@ fn a_refused_command_appends_nothing() {
 async fn statuses_and_causation_can_be_looked_up() {
     let rt = Runtime::<Counter>::builder().build().unwrap();
     let actors = rt.actors::<Count>(2).unwrap();
-    let ok = actors.submit("c", Cmd::Increment).await.unwrap();
-    let refused = actors.submit("c", Cmd::IncrementBelow(1)).await.unwrap();
+    let ok = actors.submit("c", Cmd::Increment).await.unwrap().id();
+    let refused = actors
+        .submit("c", Cmd::IncrementBelow(1))
+        .await
+        .unwrap()
+        .id();
     let deadline = Instant::now() + Duration::from_secs(10);
     let done = loop {
         if let Some(CommandStatus::Completed(done)) = actors.status(ok) {
@@ -180,4 +184,23 @@ async fn statuses_and_causation_can_be_looked_up() {
     let e = rt.log().get(d.position.unwrap()).unwrap();
     assert_eq!(e.metadata().causation_id, Some(d.command));
     assert_eq!(e.metadata().correlation_id, Some(corr));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_submitted_command_is_awaited() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Count>(1).unwrap();
+    let first = actors.submit("c", Cmd::Increment).await.unwrap();
+    let second = actors.submit("c", Cmd::IncrementBelow(1)).await.unwrap();
+    let id = first.id();
+    let done = first.await.unwrap();
+    assert_eq!((done.command, done.version), (id, 1));
+    assert!(matches!(
+        actors.status(id),
+        Some(CommandStatus::Completed(_))
+    ));
+    match second.await {
+        Err(rwlog::CommandError::Domain(_)) => {}
+        other => panic!("expected the aggregate's refusal, got {other:?}"),
+    }
 }
