@@ -124,6 +124,7 @@ impl Counters {
     }
 
     pub(crate) fn record_rejected(&self, n: u64) {
+        crate::telemetry::rejected(n);
         if n > 0 {
             self.rejected.fetch_add(n, Ordering::Relaxed);
         }

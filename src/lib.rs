@@ -44,6 +44,9 @@
 //! - `durable` (default): `Storage::dir` (segment files), persisted views,
 //!   projection checkpoints on disk, upcasters (bincode, crc32c). Without
 //!   it and `async`, the crate builds with neither tokio nor bincode.
+//! - `metrics`: appends, batches, queue depth, append latency, event and
+//!   storage sizes, view and projection lag, through the `metrics` facade
+//!   (any exporter: `examples/metrics` renders Prometheus text).
 //! - `postgres`: `Storage::postgres`, a log shared through PostgreSQL
 //!   (tokio-postgres, on a thread and runtime of rwlog's own, so no call
 //!   ever blocks inside a caller's runtime).
@@ -145,6 +148,7 @@ mod signal;
 mod storage;
 mod subscription;
 mod sync;
+mod telemetry;
 mod view;
 mod write;
 

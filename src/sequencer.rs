@@ -104,6 +104,8 @@ pub(crate) struct Sequencer<E> {
     /// What the batch being assigned changed, undone if a shared log
     /// refuses it (kept empty otherwise).
     undo: Undo,
+    /// The queue's depth when the batch being run started (for metrics).
+    depth: usize,
 }
 
 impl<E: Event> Sequencer<E> {
@@ -149,6 +151,7 @@ impl<E: Event> Sequencer<E> {
             dedupe,
             shared_log,
             undo: Undo::default(),
+            depth: 0,
         }
     }
 
@@ -186,6 +189,7 @@ impl<E: Event> Sequencer<E> {
         // Take what is queued now (more may arrive: the next batch, or the
         // look after the role is released, finds it).
         let mut queued = rx.len();
+        self.depth = queued;
         while events < self.max_batch && queued > 0 {
             let Ok(cmd) = rx.try_recv() else { break };
             queued -= 1;
@@ -349,6 +353,7 @@ impl<E: Event> Sequencer<E> {
                 view.publish(&batch);
             }
             self.shared.counters.record_batch(appended);
+            crate::telemetry::batch(appended, self.depth, self.shared.log.head().0);
         }
         self.undo.clear();
         self.shared.counters.record_rejected(rejected);

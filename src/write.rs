@@ -15,6 +15,7 @@ use crate::event::NewEvent;
 use crate::position::{Expected, StreamId};
 use crate::sync::channel::{Sender, TrySendError};
 use crate::sync::Arc;
+use crate::telemetry;
 
 /// A handle for appending events of type `E`. Clone it for each writer
 /// thread or task; it is `Send` and `Sync`.
@@ -98,20 +99,26 @@ impl<E: Send + 'static> Writer<E> {
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Appended> {
+        let started = telemetry::start();
         let events = Events::One(self.stamp(event.into()));
-        self.wait(self.send(stream.into(), Expected::Any, events, Queued::Waiting)?)
+        let ticket = self.send(stream.into(), Expected::Any, events, Queued::Waiting)?;
+        self.wait(ticket, started)
     }
 
     /// Waits for a ticket, sequencing whenever nobody else does.
-    fn wait(&self, ticket: Ticket) -> Result<Appended> {
-        loop {
+    fn wait(&self, ticket: Ticket, started: telemetry::Started) -> Result<Appended> {
+        let done = loop {
             if let Some(done) = ticket.take_if_done() {
-                return done;
+                break done;
             }
             if !self.drain.help() {
-                return ticket.wait();
+                break ticket.wait();
             }
+        };
+        if done.is_ok() {
+            telemetry::acknowledged(started);
         }
+        done
     }
 
     /// Appends events to one stream atomically (all or none, at contiguous
@@ -127,8 +134,12 @@ impl<E: Send + 'static> Writer<E> {
         I: IntoIterator,
         I::Item: Into<NewEvent<E>>,
     {
+        let started = telemetry::start();
         let events = self.collect(events)?;
-        self.wait(self.send(stream.into(), expected, events, Queued::Waiting)?)
+        self.wait(
+            self.send(stream.into(), expected, events, Queued::Waiting)?,
+            started,
+        )
     }
 
     /// Appends events to one stream atomically, whatever its version.
@@ -177,6 +188,7 @@ impl<E: Send + 'static> Writer<E> {
         stream: impl Into<StreamId>,
         event: impl Into<NewEvent<E>>,
     ) -> Result<Appended> {
+        let started = telemetry::start();
         let (ticket, cmd) = command(
             stream.into(),
             Expected::Any,
@@ -184,7 +196,7 @@ impl<E: Send + 'static> Writer<E> {
         );
         self.enqueue(cmd, false).map_err(Refused::into_error)?;
         self.drain.queued(Queued::Waiting);
-        self.wait(ticket)
+        self.wait(ticket, started)
     }
 
     /// Like [`submit`](Writer::submit), but returns [`Error::Full`] at once
@@ -238,6 +250,7 @@ impl<E: Send + 'static> Writer<E> {
         expected: Expected,
         events: Events<E>,
     ) -> Result<Appended> {
+        let started = telemetry::start();
         let (ticket, cmd) = command(stream, expected, events);
         match self.enqueue(cmd, false) {
             Ok(()) => {}
@@ -257,7 +270,11 @@ impl<E: Send + 'static> Writer<E> {
             Err(refused) => return Err(refused.into_error()),
         }
         self.drain.queued(Queued::Async);
-        ticket.await
+        let done = ticket.await;
+        if done.is_ok() {
+            telemetry::acknowledged(started);
+        }
+        done
     }
 
     fn stamp(&self, mut event: NewEvent<E>) -> NewEvent<E> {

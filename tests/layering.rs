@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first. A module may use modules of its own layer or
 /// below; within a layer, no two modules may use each other.
 const LAYERS: &[&[&str]] = &[
-    &["sync", "faults", "error", "position"],
+    &["sync", "faults", "error", "position", "telemetry"],
     &["event", "signal"],
     &["log", "storage"],
     &["view", "write"],

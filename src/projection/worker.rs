@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::event::Event;
+use crate::event::{Event, Timestamp};
 use crate::hub::Hub;
 use crate::position::Position;
 use crate::subscription::Subscription;
 use crate::sync::{self, Arc, Ordering};
+use crate::telemetry;
 
 use super::{Checkpoints, ProjectionState, Projector};
 
@@ -57,6 +58,11 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
                 .handled
                 .store(event.position.0, Ordering::Relaxed);
             self.state.signal.notify();
+            let behind = self.hub.log.head().0.saturating_sub(event.position.0);
+            let age = Timestamp::now()
+                .as_nanos()
+                .saturating_sub(event.recorded_at.as_nanos());
+            telemetry::projection_lag(&self.state.name, behind, Duration::from_nanos(age));
             last_id = Some(event.id);
             unsaved += 1;
             if unsaved >= self.every {

@@ -92,6 +92,7 @@ impl<E: Event> Sequencer<E> {
         for view in &mut self.views {
             view.publish(&batch);
         }
+        crate::telemetry::head(self.shared.log.head().0);
         self.shared.signal.notify();
     }
 

@@ -215,6 +215,7 @@ fn encode_body<E: Event + Serialize>(buf: &mut Vec<u8>, r: &Recorded<E>, max: u3
             max: u64::from(max),
         })?;
     let crc = crc32c::crc32c(&buf[start + FRAME_HEADER..]);
+    crate::telemetry::event_bytes(FRAME_HEADER + body_len);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())

@@ -75,6 +75,8 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
         Some((path, len)) => SegmentWriter::resume(options, log_id, path, len, lock)?,
         None => SegmentWriter::create(options, log_id, events.len() as u64 + 1, lock)?,
     };
+    #[cfg(feature = "metrics")]
+    crate::telemetry::storage_bytes(segments_size(root));
     Ok(Recovered {
         events,
         writer,
@@ -137,6 +139,19 @@ fn list_segments(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     }
     segments.sort();
     Ok(segments)
+}
+
+/// The bytes of the directory's segments (for metrics; 0 for any that
+/// cannot be read).
+#[cfg(feature = "metrics")]
+fn segments_size(root: &Path) -> u64 {
+    list_segments(root).map_or(0, |segments| {
+        segments
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum()
+    })
 }
 
 /// The log id of a directory without an identity file: its first

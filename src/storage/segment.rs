@@ -169,6 +169,7 @@ impl SegmentWriter {
         match self.write_and_sync() {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
+                crate::telemetry::storage_written(self.buf.len());
                 Ok(())
             }
             Err(e) => Err(self.cut_back(e)),

@@ -2,11 +2,13 @@
 //! pool and the swap.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
-use crate::event::Batch;
+use crate::event::{Batch, Timestamp};
 use crate::faults::Faults;
 use crate::position::Position;
 use crate::sync::{self, Arc, Ordering};
+use crate::telemetry;
 
 use super::{Persist, Snapshot, View, ViewDriver, ViewState};
 
@@ -42,6 +44,11 @@ pub(crate) struct Publisher<V, E> {
     max_spares: usize,
     faults: Faults,
     persist: Option<Persist<V>>,
+    /// When the oldest event the view has not applied was recorded: set
+    /// once it failed (for the lag metric).
+    behind_since: Option<Timestamp>,
+    /// A lag of zero has been reported (it is reported once, not per batch).
+    caught_up: bool,
 }
 
 impl<V: View<E>, E> Publisher<V, E> {
@@ -59,6 +66,27 @@ impl<V: View<E>, E> Publisher<V, E> {
             max_spares: max_spares.max(1),
             faults,
             persist,
+            behind_since: None,
+            caught_up: false,
+        }
+    }
+
+    /// The view's lag for metrics: zero once while it follows the log;
+    /// after a failure, how far the log has run past it.
+    fn report_lag(&mut self, batch: &Batch<E>) {
+        let name = &self.shared.name;
+        match self.behind_since {
+            None if !self.caught_up => {
+                self.caught_up = true;
+                telemetry::view_lag(name, 0, Duration::ZERO);
+            }
+            None => {}
+            Some(since) => {
+                let head = batch.last().map_or(0, |e| e.position.0);
+                let at = self.shared.current.load().position.0;
+                let age = Timestamp::now().as_nanos().saturating_sub(since.as_nanos());
+                telemetry::view_lag(name, head.saturating_sub(at), Duration::from_nanos(age));
+            }
         }
     }
 
@@ -168,11 +196,37 @@ impl<V: View<E>, E> Publisher<V, E> {
             self.recent.pop_front();
         }
     }
+
+    /// A view's `apply` panicked on `batch`: the copy being built is torn,
+    /// so it is dropped; the published copy still holds the last good
+    /// state, and the view advances no more.
+    fn failed(&mut self, batch: &Batch<E>, payload: &(dyn std::any::Any + Send)) {
+        self.spares.clear();
+        self.recent.clear();
+        let message = sync::panic_message(payload);
+        let stays_at = self.shared.current.load().position;
+        let first = batch.first().map_or(0, |e| e.position.0);
+        let last = batch.last().map_or(0, |e| e.position.0);
+        tracing::error!(
+            view = %self.shared.name,
+            %message,
+            batch = %format_args!("{first}..={last}"),
+            %stays_at,
+            "a view's apply panicked: the view stays at its last good snapshot and advances no more (the log, the writers and the other views go on)"
+        );
+        let _ = self.shared.failure.set(message);
+        self.behind_since = batch.first().map(|e| e.recorded_at);
+        self.report_lag(batch);
+    }
 }
 
 impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
     fn publish(&mut self, batch: &Batch<E>) {
-        if self.shared.failure.get().is_some() || batch.is_empty() {
+        if batch.is_empty() {
+            return;
+        }
+        if self.shared.failure.get().is_some() {
+            self.report_lag(batch);
             return;
         }
         let outcome = sync::catch_unwind(|| {
@@ -197,6 +251,7 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                     None => self.shared.current.swap(next),
                 };
                 self.retire(old, batch);
+                self.report_lag(batch);
                 if let Some(snapshot) = kept {
                     let last_id = batch.last().map(|e| e.id);
                     if let (Some(persist), Some(id)) = (&self.persist, last_id) {
@@ -209,24 +264,7 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                     self.shared.history.record(snapshot);
                 }
             }
-            Err(payload) => {
-                // The copy being built is torn: drop it; the published copy
-                // still holds the last good state.
-                self.spares.clear();
-                self.recent.clear();
-                let message = sync::panic_message(&*payload);
-                let stays_at = self.shared.current.load().position;
-                let first = batch.first().map_or(0, |e| e.position.0);
-                let last = batch.last().map_or(0, |e| e.position.0);
-                tracing::error!(
-                    view = %self.shared.name,
-                    %message,
-                    batch = %format_args!("{first}..={last}"),
-                    %stays_at,
-                    "a view's apply panicked: the view stays at its last good snapshot and advances no more (the log, the writers and the other views go on)"
-                );
-                let _ = self.shared.failure.set(message);
-            }
+            Err(payload) => self.failed(batch, &*payload),
         }
     }
 }

@@ -105,13 +105,14 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
     fn commit(&mut self) -> Result<(), Failure> {
         let mut out = self.clear();
         out.batch_id = Uuid::new_v4();
-        let last = out.last;
+        let (last, bytes) = (out.last, out.body.len());
         let result = self
             .db
             .append(|reply| AppendReq::Commit(Box::new(out), reply));
         match result {
             Ok(()) => {
                 self.db.state.adopted(last);
+                crate::telemetry::storage_written(bytes);
                 Ok(())
             }
             Err(rejection) => Err(Failure::Batch(rejection)),
