@@ -37,6 +37,7 @@ fn open(dir: &str) -> Result<Runtime<Account>, rwlog::Error> {
         .storage(Storage::dir(dir).durability(Durability::Fsync))
         .persisted_view("balances", Balances::default())
         .snapshot_every(250)
+        .disk_snapshot_every(250)
         .build()
 }
 

@@ -3,6 +3,7 @@
 //! shutdown.
 
 mod builder;
+mod open;
 mod shared_map;
 mod stats;
 mod views;

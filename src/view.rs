@@ -162,7 +162,7 @@ pub(crate) struct ViewState<V> {
 }
 
 impl<V> ViewState<V> {
-    pub(crate) fn new(name: Arc<str>, initial: V, snapshot_every: u64) -> Arc<ViewState<V>>
+    pub(crate) fn new(name: Arc<str>, initial: V, history: HistoryBound) -> Arc<ViewState<V>>
     where
         V: Clone,
     {
@@ -172,7 +172,7 @@ impl<V> ViewState<V> {
         };
         Arc::new(ViewState {
             name,
-            history: History::new(snapshot_every, start.clone()),
+            history: History::new(history.every, history.keep, start.clone()),
             current: Arc::new(ArcSwap::from_pointee(start)),
             failure: OnceLock::new(),
             clones: AtomicU64::new(0),
@@ -224,8 +224,32 @@ impl<V> ViewState<V> {
 }
 
 /// Writes a snapshot of a view to disk (persisted views only), given the id
-/// of the event at its position.
+/// of the event at its position, and prunes the older ones.
 pub(crate) type Persist<V> = Box<dyn Fn(&Snapshot<V>, uuid::Uuid) -> std::io::Result<()> + Send>;
+
+/// The in-memory copies a view keeps for time travel: one about every
+/// `every` events (0: none), at most `keep` of them (0: no bound).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HistoryBound {
+    pub(crate) every: u64,
+    pub(crate) keep: usize,
+}
+
+/// A persisted view's snapshots on disk: `write` about every `every`
+/// events (0: never), counted from `last`, the position of the newest one.
+pub(crate) struct DiskSnapshots<V> {
+    pub(crate) write: Persist<V>,
+    pub(crate) every: u64,
+    pub(crate) last: u64,
+}
+
+impl<V> DiskSnapshots<V> {
+    /// Whether a snapshot should be written now that the view reached
+    /// `position`.
+    pub(crate) fn due(&self, position: Position) -> bool {
+        self.every > 0 && position.0 / self.every > self.last / self.every
+    }
+}
 
 /// A view of any state type: what the runtime keeps of each view, for
 /// stats and lookups by name.

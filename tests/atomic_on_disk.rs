@@ -70,6 +70,7 @@ fn open_with(
         .storage(storage(base))
         .persisted_view("pieces", Pieces::default())
         .snapshot_every(500)
+        .disk_snapshot_every(500)
         .build()
 }
 

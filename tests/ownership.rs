@@ -20,6 +20,7 @@ fn open(dir: &Path) -> rwlog::Result<Runtime<Put>> {
         .storage(Storage::dir(dir))
         .persisted_view("totals", Totals::default())
         .snapshot_every(10)
+        .disk_snapshot_every(10)
         .build()
 }
 

@@ -24,6 +24,7 @@ fn open_with(dir: &Path, storage: impl FnOnce(Storage) -> Storage) -> rwlog::Res
         .storage(storage(Storage::dir(dir).durability(Durability::Fsync)))
         .persisted_view("totals", Totals::default())
         .snapshot_every(64)
+        .disk_snapshot_every(64)
         .build()
 }
 

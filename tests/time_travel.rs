@@ -12,10 +12,12 @@ use rwlog::{Position, Runtime};
 
 #[test]
 fn view_at_every_position_equals_the_reference_fold() {
-    for every in [0, 1, 7, 100] {
+    // (cadence, bound): the bounded ones thin their copies many times over.
+    for (every, keep) in [(0, 64), (1, 0), (1, 4), (7, 3), (100, 64)] {
         let rt = Runtime::<Add>::builder()
             .view("checksum", Checksum::default())
             .snapshot_every(every)
+            .keep_snapshots(keep)
             .max_batch(5)
             .build()
             .unwrap();
@@ -38,13 +40,20 @@ fn view_at_every_position_equals_the_reference_fold() {
         for p in 1..=events.len() as u64 {
             let s = rt.view_at::<Checksum>("checksum", Position(p)).unwrap();
             assert_eq!(s.position(), Position(p));
-            assert_eq!(*s, reference[p as usize], "every={every} p={p}");
+            assert_eq!(*s, reference[p as usize], "every={every} keep={keep} p={p}");
         }
         let kept = rt.stats().views[0].snapshots_kept;
         if every == 0 {
             assert_eq!(kept, 1);
         } else {
             assert!(kept > 1, "every={every} kept={kept}");
+        }
+        if keep > 0 {
+            assert!(kept <= keep + 1, "keep={keep} kept={kept}");
+        } else if every == 1 {
+            // No bound: a copy at the end of every batch, past the
+            // default bound of 64.
+            assert!(kept > 65, "kept={kept}");
         }
     }
 }

@@ -41,6 +41,7 @@ fn open_as(dir: &Path, durability: Durability, mode: RecoveryMode) -> rwlog::Res
         .persisted_view("totals", Totals::default())
         .persisted_view("doubled", Doubled::default())
         .snapshot_every(50)
+        .disk_snapshot_every(50)
         .build()
 }
 

@@ -6,37 +6,19 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::event::{Batch, Event, Recorded};
+use crate::event::{Batch, Event};
 use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::log::Log;
-use crate::projection::Checkpoints;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
-#[cfg(feature = "durable")]
-use crate::storage::{self, CheckpointFiles};
-use crate::storage::{
-    is_plain_file_name, DirInfo, Engine, RecoveryReport, SharedHead, Storage, Store, Upcasters,
-};
+use crate::storage::{is_plain_file_name, SharedHead, Storage, Upcasters};
 use crate::sync::channel::bounded;
-use crate::sync::{thread, Arc, Mutex};
-use crate::view::{View, ViewKey};
+use crate::sync::{thread, Arc};
+use crate::view::{HistoryBound, View, ViewKey};
 
+use super::open::{checkpoints_for, open_storage, opener, Opener};
 use super::views::{self, ViewFactory, ViewSetup};
 use super::{Parts, Runtime};
-
-/// What opening durable storage gives the builder.
-struct Opened<E> {
-    events: Vec<Recorded<E>>,
-    store: Box<dyn Store<E>>,
-    /// A log directory's facts.
-    info: Option<DirInfo>,
-    report: Option<RecoveryReport>,
-    /// A shared log's head, for strong reads and the tailer's wake-ups.
-    shared: Option<Arc<dyn SharedHead>>,
-}
-
-/// Opens durable storage (the builder knows `E: Serialize` only here).
-type Opener<E> = Box<dyn FnOnce(Arc<Upcasters<E>>) -> Result<Opened<E>>>;
 
 /// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
 ///
@@ -61,6 +43,9 @@ pub struct Builder<E> {
     max_batch: usize,
     queue_capacity: usize,
     snapshot_every: u64,
+    keep_snapshots: usize,
+    disk_snapshot_every: u64,
+    keep_disk_snapshots: usize,
     max_append_events: usize,
     spare_copies: usize,
     faults: Faults,
@@ -83,6 +68,9 @@ impl<E> fmt::Debug for Builder<E> {
             .field("max_batch", &self.max_batch)
             .field("queue_capacity", &self.queue_capacity)
             .field("snapshot_every", &self.snapshot_every)
+            .field("keep_snapshots", &self.keep_snapshots)
+            .field("disk_snapshot_every", &self.disk_snapshot_every)
+            .field("keep_disk_snapshots", &self.keep_disk_snapshots)
             .field("max_append_events", &self.max_append_events)
             .field("spare_copies", &self.spare_copies)
             .field("storage", &self.storage.as_ref().map(|(s, _)| s))
@@ -98,6 +86,9 @@ impl<E: Event> Builder<E> {
             max_batch: 1024,
             queue_capacity: 1024,
             snapshot_every: 0,
+            keep_snapshots: 64,
+            disk_snapshot_every: 10_000,
+            keep_disk_snapshots: 2,
             max_append_events: 64 * 1024,
             spare_copies: 2,
             faults: Faults::default(),
@@ -143,11 +134,39 @@ impl<E: Event> Builder<E> {
         self.with(|b| b.queue_capacity = n)
     }
 
-    /// Keeps a snapshot of every view about every `n` events, for time
-    /// travel (default 0: none; time travel then replays from the start).
-    /// Each snapshot is a clone of the view's state, kept in memory.
+    /// Keeps a copy of every view about every `n` events in memory, for
+    /// time travel (default 0: none; time travel then replays from the
+    /// start). Each copy is a clone of the view's state; how many are kept
+    /// is bounded by [`keep_snapshots`](Builder::keep_snapshots). Snapshots
+    /// on disk have their own cadence:
+    /// [`disk_snapshot_every`](Builder::disk_snapshot_every).
     pub fn snapshot_every(self, n: u64) -> Self {
         self.with(|b| b.snapshot_every = n)
+    }
+
+    /// The most in-memory copies each view keeps for time travel, besides
+    /// its initial state (default 64; 0: no bound). Past it, every other
+    /// copy is dropped and the spacing doubles: the copies still cover the
+    /// whole history, time travel to any position replays at most about two
+    /// spacings of events, and memory stays at most `n + 1` states.
+    pub fn keep_snapshots(self, n: usize) -> Self {
+        self.with(|b| b.keep_snapshots = n)
+    }
+
+    /// Writes a snapshot of each [persisted view](Builder::persisted_view)
+    /// to the log's directory about every `n` events (default 10,000; 0:
+    /// never), whatever the in-memory cadence. Reopening starts from the
+    /// newest valid one and replays only the events after it.
+    pub fn disk_snapshot_every(self, n: u64) -> Self {
+        self.with(|b| b.disk_snapshot_every = n)
+    }
+
+    /// How many snapshots of each persisted view stay on disk (default 2, at
+    /// least 1): after each one written, older ones are removed. More than
+    /// one lets a reopen fall back on an older snapshot should the newest be
+    /// damaged (it otherwise replays from the start of the log).
+    pub fn keep_disk_snapshots(self, n: usize) -> Self {
+        self.with(|b| b.keep_disk_snapshots = n)
     }
 
     /// The most spare copies of each view's state (default 2, at least 1).
@@ -207,7 +226,6 @@ impl<E: Event> Builder<E> {
         self.validate()?;
         let settings = Settings {
             max_batch: self.max_batch,
-            snapshot_every: self.snapshot_every,
             spare_copies: self.spare_copies,
             dedupe_window: self.dedupe_window,
             faults: self.faults,
@@ -225,7 +243,12 @@ impl<E: Event> Builder<E> {
         let log = Log::new(settings.faults);
         log.append(&recovered);
         let setup = ViewSetup {
-            every: settings.snapshot_every,
+            history: HistoryBound {
+                every: self.snapshot_every,
+                keep: self.keep_snapshots,
+            },
+            disk_every: self.disk_snapshot_every,
+            disk_keep: self.keep_disk_snapshots,
             spares: settings.spare_copies,
             faults: settings.faults,
             recovered: &recovered,
@@ -269,6 +292,10 @@ impl<E: Event> Builder<E> {
                 "max_append_events must be at least 1",
             ),
             (self.spare_copies, "spare_copies must be at least 1"),
+            (
+                self.keep_disk_snapshots,
+                "keep_disk_snapshots must be at least 1",
+            ),
         ];
         if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
             return Err(Error::Config(why));
@@ -293,22 +320,9 @@ impl<E: Event> Builder<E> {
 /// The builder's settings that outlive `build`'s first steps.
 struct Settings {
     max_batch: usize,
-    snapshot_every: u64,
     spare_copies: usize,
     dedupe_window: usize,
     faults: Faults,
-}
-
-/// Opens durable storage, timing the recovery.
-fn open_storage<E>(open: Opener<E>, upcasters: Arc<Upcasters<E>>) -> Result<Opened<E>> {
-    let started = std::time::Instant::now();
-    let opened = open(upcasters)?;
-    tracing::info!(
-        events = opened.events.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "recovered the log"
-    );
-    Ok(opened)
 }
 
 /// The tailer of a shared log wakes the sequencer thread to adopt other
@@ -391,8 +405,10 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     }
 
     /// Registers a view whose snapshots are also written to the log's
-    /// directory (every [`snapshot_every`](Builder::snapshot_every) events:
-    /// temp file, fsync, rename, directory fsync), so that reopening starts
+    /// directory (every [`disk_snapshot_every`](Builder::disk_snapshot_every)
+    /// events, default 10,000, keeping the newest
+    /// [`keep_disk_snapshots`](Builder::keep_disk_snapshots): temp file,
+    /// fsync, rename, directory fsync), so that reopening starts
     /// from the newest valid one instead of replaying the whole log. A
     /// damaged snapshot is skipped in favour of an older one or a replay.
     /// With an in-memory log this is [`view`](Builder::view).
@@ -408,53 +424,6 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
         self.views
             .push((name.clone(), views::persisted(&name, initial)));
         self
-    }
-}
-
-/// Where projections keep checkpoints: the log's directory, if it has one.
-fn checkpoints_for(dir: Option<&DirInfo>) -> Checkpoints {
-    match dir {
-        #[cfg(feature = "durable")]
-        Some(info) => Checkpoints::Dir(CheckpointFiles::new(info)),
-        #[cfg(not(feature = "durable"))]
-        Some(info) => match *info {},
-        None => Checkpoints::Memory(Mutex::new(Default::default())),
-    }
-}
-
-/// How `build` opens `storage`: nothing to open for a log in memory.
-fn opener<E: Event + Serialize + DeserializeOwned>(storage: &Storage) -> Option<Opener<E>> {
-    match &storage.engine {
-        Engine::Memory => None,
-        #[cfg(feature = "durable")]
-        Engine::Dir(options) => {
-            let options = options.clone();
-            Some(Box::new(move |upcasters| {
-                let recovered = storage::open::<E>(&options, &upcasters)?;
-                Ok(Opened {
-                    events: recovered.events,
-                    store: Box::new(recovered.writer),
-                    info: Some(recovered.info),
-                    report: Some(recovered.report),
-                    shared: None,
-                })
-            }))
-        }
-        #[cfg(feature = "postgres")]
-        Engine::Postgres(options) => {
-            let options = options.clone();
-            Some(Box::new(move |upcasters| {
-                let opened = storage::postgres::open::<E>(&options, upcasters)?;
-                tracing::debug!(log_id = %opened.log_id, "a shared log");
-                Ok(Opened {
-                    events: opened.events,
-                    store: Box::new(opened.store),
-                    info: None,
-                    report: None,
-                    shared: Some(Arc::new(opened.head)),
-                })
-            }))
-        }
     }
 }
 

@@ -15,12 +15,22 @@ use crate::storage::DirInfo;
 #[cfg(feature = "durable")]
 use crate::storage::{LogFacts, SnapshotFiles};
 use crate::sync::Arc;
-use crate::view::{AnyView, Persist, Publisher, Snapshot, View, ViewDriver, ViewState};
+#[cfg(feature = "durable")]
+use crate::view::Persist;
+use crate::view::{
+    AnyView, DiskSnapshots, HistoryBound, Publisher, Snapshot, View, ViewDriver, ViewState,
+};
 
 /// What a view needs to start: its settings, and the events recovered from
 /// disk (empty for an in-memory log) to catch up on.
 pub(super) struct ViewSetup<'a, E> {
-    pub(super) every: u64,
+    pub(super) history: HistoryBound,
+    /// Persisted views: a snapshot on disk about every this many events
+    /// (0: none), keeping the newest `disk_keep`.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(super) disk_every: u64,
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(super) disk_keep: usize,
     pub(super) spares: usize,
     pub(super) faults: Faults,
     pub(super) recovered: &'a [Recorded<E>],
@@ -60,9 +70,17 @@ where
         };
         let files = SnapshotFiles::new(info, &name);
         let base = newest_snapshot::<V, E>(&files, info, setup.recovered)?;
-        let persist: Persist<V> =
-            Box::new(move |s: &Snapshot<V>, event_id| files.write(s.position, event_id, &s.state));
-        Ok(start(name, initial, setup, base, Some(persist)))
+        let keep = setup.disk_keep;
+        let write: Persist<V> = Box::new(move |s: &Snapshot<V>, event_id| {
+            files.write(s.position, event_id, &s.state)?;
+            files.prune(keep).map(drop)
+        });
+        let disk = DiskSnapshots {
+            write,
+            every: setup.disk_every,
+            last: base.as_ref().map_or(0, |b| b.position.0),
+        };
+        Ok(start(name, initial, setup, base, Some(disk)))
     })
 }
 
@@ -72,11 +90,11 @@ fn start<V: View<E>, E: Send + Sync + 'static>(
     initial: V,
     setup: ViewSetup<'_, E>,
     base: Option<Snapshot<V>>,
-    persist: Option<Persist<V>>,
+    disk: Option<DiskSnapshots<V>>,
 ) -> Started<E> {
-    let state = ViewState::new(name, initial, setup.every);
+    let state = ViewState::new(name, initial, setup.history);
     state.recover(base, setup.recovered);
-    let publisher = Publisher::<V, E>::new(Arc::clone(&state), setup.spares, setup.faults, persist);
+    let publisher = Publisher::<V, E>::new(Arc::clone(&state), setup.spares, setup.faults, disk);
     (Box::new(publisher), state)
 }
 

@@ -95,6 +95,23 @@ impl SnapshotFiles {
         files::write_atomically(&self.dir, &file_name(position), &bytes)
     }
 
+    /// Removes all but the newest `keep` snapshots of this view (at least
+    /// one stays). Only files named as snapshots are touched; files set
+    /// aside are not. Removal need not be durable: a file a crash brings
+    /// back is older than the newest and is removed at the next prune.
+    pub(crate) fn prune(&self, keep: usize) -> io::Result<usize> {
+        let mut found: Vec<(u64, PathBuf)> = files::list(&self.dir)?
+            .into_iter()
+            .filter_map(|path| Some((position_of(&path)?, path)))
+            .collect();
+        found.sort();
+        let old = found.len().saturating_sub(keep.max(1));
+        for (_, path) in &found[..old] {
+            files::remove(path)?;
+        }
+        Ok(old)
+    }
+
     /// The newest snapshot that fits the log and whose body verifies and
     /// decodes, as (position, state). Any other is moved aside with a
     /// warning and the next older one tried.

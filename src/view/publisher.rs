@@ -10,7 +10,7 @@ use crate::position::Position;
 use crate::sync::{self, Arc, Ordering};
 use crate::telemetry;
 
-use super::{Persist, Snapshot, View, ViewDriver, ViewState};
+use super::{DiskSnapshots, Snapshot, View, ViewDriver, ViewState};
 
 /// How many times to look for a free spare before yielding, then before
 /// cloning.
@@ -43,7 +43,7 @@ pub(crate) struct Publisher<V, E> {
     /// costs nothing as long as another is free.
     max_spares: usize,
     faults: Faults,
-    persist: Option<Persist<V>>,
+    disk: Option<DiskSnapshots<V>>,
     /// When the oldest event the view has not applied was recorded: set
     /// once it failed (for the lag metric).
     behind_since: Option<Timestamp>,
@@ -56,7 +56,7 @@ impl<V: View<E>, E> Publisher<V, E> {
         shared: Arc<ViewState<V>>,
         max_spares: usize,
         faults: Faults,
-        persist: Option<Persist<V>>,
+        disk: Option<DiskSnapshots<V>>,
     ) -> Publisher<V, E> {
         let spare = Arc::new(Snapshot::clone(&shared.current.load()));
         Publisher {
@@ -65,7 +65,7 @@ impl<V: View<E>, E> Publisher<V, E> {
             recent: VecDeque::new(),
             max_spares: max_spares.max(1),
             faults,
-            persist,
+            disk,
             behind_since: None,
             caught_up: false,
         }
@@ -197,6 +197,22 @@ impl<V: View<E>, E> Publisher<V, E> {
         }
     }
 
+    /// Writes `snapshot` to disk if one is due there. The batch is already
+    /// durable; a snapshot that fails to write costs only replay time on
+    /// reopen, and the next one is tried at the next multiple.
+    fn persist(&mut self, snapshot: &Snapshot<V>, batch: &Batch<E>) {
+        let (Some(disk), Some(last)) = (&mut self.disk, batch.last()) else {
+            return;
+        };
+        if !disk.due(snapshot.position) {
+            return;
+        }
+        disk.last = snapshot.position.0;
+        if let Err(e) = (disk.write)(snapshot, last.id) {
+            tracing::warn!(view = %self.shared.name, error = %e, "could not write a snapshot");
+        }
+    }
+
     /// A view's `apply` panicked on `batch`: the copy being built is torn,
     /// so it is dropped; the published copy still holds the last good
     /// state, and the view advances no more.
@@ -231,15 +247,13 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
         }
         let outcome = sync::catch_unwind(|| {
             let next = self.advance(batch);
-            let kept = self
-                .shared
-                .history
-                .due(next.position)
-                .then(|| (*next).clone());
-            (next, kept)
+            let to_memory = self.shared.history.due(next.position);
+            let to_disk = self.disk.as_ref().is_some_and(|d| d.due(next.position));
+            let kept = (to_memory || to_disk).then(|| (*next).clone());
+            (next, kept, to_memory)
         });
         match outcome {
-            Ok((next, kept)) => {
+            Ok((next, kept, to_memory)) => {
                 let old = match self.torn(batch) {
                     // The broken variant: a half-applied state is visible,
                     // tagged with the batch's final position.
@@ -253,15 +267,10 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
                 self.retire(old, batch);
                 self.report_lag(batch);
                 if let Some(snapshot) = kept {
-                    let last_id = batch.last().map(|e| e.id);
-                    if let (Some(persist), Some(id)) = (&self.persist, last_id) {
-                        // The batch is already durable; a snapshot that
-                        // fails to write costs only replay time on reopen.
-                        if let Err(e) = persist(&snapshot, id) {
-                            tracing::warn!(view = %self.shared.name, error = %e, "could not write a snapshot");
-                        }
+                    self.persist(&snapshot, batch);
+                    if to_memory {
+                        self.shared.history.record(snapshot);
                     }
-                    self.shared.history.record(snapshot);
                 }
             }
             Err(payload) => self.failed(batch, &*payload),
@@ -273,6 +282,7 @@ impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
 mod tests {
     use super::*;
     use crate::event::Recorded;
+    use crate::view::HistoryBound;
 
     #[derive(Clone, Default)]
     struct Sum(u64);
@@ -293,7 +303,11 @@ mod tests {
 
     #[test]
     fn an_unused_spare_does_not_make_the_publisher_keep_every_batch() {
-        let shared = ViewState::new(Arc::from("sum"), Sum::default(), 0);
+        let shared = ViewState::new(
+            Arc::from("sum"),
+            Sum::default(),
+            HistoryBound { every: 0, keep: 0 },
+        );
         let mut publisher: Publisher<Sum, u64> =
             Publisher::new(Arc::clone(&shared), 2, Faults::default(), None);
         let mut next = 1;
