@@ -190,6 +190,8 @@ pub mod __loom {
 }
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};
+#[cfg(feature = "async")]
+pub use projection::AsyncProjection;
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use read::{CachedReader, Health, Reader, SnapshotRef, Staleness};
 pub use runtime::{Builder, ProjectionStats, Runtime, SharedMap, Stats, ViewStats};

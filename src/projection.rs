@@ -1,5 +1,5 @@
-//! Async projections: handlers that follow the log on their own thread,
-//! with a checkpoint to resume from.
+//! Projections: handlers that follow the log on their own thread (or, for
+//! `async` handlers, as a tokio task), with a checkpoint to resume from.
 //!
 //! Delivery is at least once: a projection saves its checkpoint every
 //! `checkpoint_every` events (and when stopped or failed), so after a crash
@@ -7,9 +7,15 @@
 //! idempotent, or keep their own position.
 
 mod checkpoints;
+#[cfg(feature = "async")]
+mod task;
 mod worker;
 
 pub(crate) use checkpoints::Checkpoints;
+#[cfg(feature = "async")]
+pub(crate) use task::start as start_task;
+#[cfg(feature = "async")]
+pub use task::AsyncProjection;
 
 use std::fmt;
 use std::io;
@@ -59,9 +65,21 @@ pub(crate) struct ProjectionState {
     pub(crate) failure: OnceLock<String>,
     running: AtomicBool,
     stop: AtomicBool,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// What runs the handler: a thread, joined to stop it, or a task.
+    runner: Runner,
     /// Notified when `handled`, `failure` or `running` change.
     pub(crate) signal: Signal,
+}
+
+/// What runs a projection's handler.
+#[derive(Debug)]
+enum Runner {
+    /// A thread of its own, joined when stopped.
+    Thread(Mutex<Option<thread::JoinHandle<()>>>),
+    /// A tokio task: stopping it saves its checkpoint at once, after which
+    /// the task records nothing more (see [`task`]).
+    #[cfg(feature = "async")]
+    Task(task::Control),
 }
 
 impl ProjectionState {
@@ -80,16 +98,111 @@ impl ProjectionState {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Asks the projection's thread to stop after the event it is
-    /// handling, and joins it: its checkpoint is then saved and it holds
-    /// nothing of the runtime any more. Errors if the thread panicked
-    /// outside the projector.
+    /// Asks the projection to stop after the event it is handling, and
+    /// joins its thread (for a task: saves its checkpoint and lets it end
+    /// on its own, without waiting, so this never blocks a task's thread).
+    /// Afterwards its checkpoint is saved and it writes nothing more to
+    /// the log's directory. Errors if the thread panicked outside the
+    /// projector.
     pub(crate) fn stop_and_join(&self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread.lock().take();
-        match thread.map(thread::JoinHandle::join) {
-            Some(Err(payload)) => Err(Error::SequencerPanicked(sync::panic_message(&*payload))),
-            _ => Ok(()),
+        match &self.runner {
+            Runner::Thread(handle) => {
+                let thread = handle.lock().take();
+                match thread.map(thread::JoinHandle::join) {
+                    Some(Err(payload)) => {
+                        Err(Error::SequencerPanicked(sync::panic_message(&*payload)))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            #[cfg(feature = "async")]
+            Runner::Task(control) => {
+                control.finish(self);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records that the event at `position` was handled, for waiters,
+    /// stats and the lag metric (`head`: the log's head now).
+    fn advanced<E>(&self, event: &Recorded<E>, head: Position) {
+        self.handled.store(event.position.0, Ordering::Relaxed);
+        self.signal.notify();
+        let age = crate::event::Timestamp::now()
+            .as_nanos()
+            .saturating_sub(event.recorded_at.as_nanos());
+        let behind = head.0.saturating_sub(event.position.0);
+        crate::telemetry::projection_lag(&self.name, behind, Duration::from_nanos(age));
+    }
+
+    /// Records the handler's failure at `position`.
+    fn fail(&self, position: Position, message: &str) {
+        tracing::error!(projection = %self.name, %position, %message, "projection failed");
+        let _ = self
+            .failure
+            .set(format!("at position {position}: {message}"));
+        self.signal.notify();
+    }
+
+    /// Marks the projection stopped, for waiters and stats.
+    fn ended(&self) {
+        self.running.store(false, Ordering::Relaxed);
+        self.signal.notify();
+    }
+
+    /// How a wait for `position` ends now, if it does.
+    fn settled(&self, position: Position) -> Option<Result<()>> {
+        if self.handled() >= position {
+            return Some(Ok(()));
+        }
+        if let Some(f) = self.failure.get() {
+            let why = format!("projection `{}` failed {f}", self.name);
+            return Some(Err(Error::Io(io::Error::other(why))));
+        }
+        if !self.is_running() {
+            return Some(Err(Error::Closed));
+        }
+        None
+    }
+
+    /// Waits, parking the thread, until `position` is handled or the wait
+    /// ends otherwise (see [`Projection::wait_for`]).
+    fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        let settled = || self.settled(position).is_some();
+        self.signal.wait_until(Some(deadline), settled);
+        self.settled(position).unwrap_or(Err(Error::Timeout {
+            waiting_for: position,
+        }))
+    }
+
+    /// [`wait_for`](ProjectionState::wait_for) as a future.
+    async fn wait_for_async(&self, position: Position) -> Result<()> {
+        std::future::poll_fn(|cx| {
+            if let Some(done) = self.settled(position) {
+                return std::task::Poll::Ready(done);
+            }
+            self.signal.register(cx.waker());
+            match self.settled(position) {
+                Some(done) => std::task::Poll::Ready(done),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// A new projection's state, resuming after `from`.
+    fn new(name: &str, from: Position, runner: Runner) -> ProjectionState {
+        ProjectionState {
+            name: name.to_owned(),
+            handled: AtomicU64::new(from.0),
+            saved: AtomicU64::new(from.0),
+            failure: OnceLock::new(),
+            running: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+            runner,
+            signal: Signal::default(),
         }
     }
 }
@@ -155,22 +268,13 @@ impl Projection {
         options: ProjectionOptions,
         projector: impl Projector<E>,
     ) -> Result<(Projection, Arc<ProjectionState>)> {
-        if !is_plain_file_name(name) {
-            return Err(Error::Config(
-                "a projection's name may use only letters, digits, '-', '_' and '.'",
-            ));
-        }
+        check_name(name)?;
         let from = checkpoints.load(name, &hub.log)?;
-        let state = Arc::new(ProjectionState {
-            name: name.to_owned(),
-            handled: AtomicU64::new(from.0),
-            saved: AtomicU64::new(from.0),
-            failure: OnceLock::new(),
-            running: AtomicBool::new(true),
-            stop: AtomicBool::new(false),
-            thread: Mutex::new(None),
-            signal: Signal::default(),
-        });
+        let state = Arc::new(ProjectionState::new(
+            name,
+            from,
+            Runner::Thread(Mutex::new(None)),
+        ));
         let worker = Worker {
             hub,
             checkpoints,
@@ -182,7 +286,10 @@ impl Projection {
         let thread = thread::Builder::new()
             .name(format!("rwlog-projection-{name}"))
             .spawn(move || worker.run())?;
-        *state.thread.lock() = Some(thread);
+        #[allow(irrefutable_let_patterns)] // without the `async` feature
+        if let Runner::Thread(handle) = &state.runner {
+            *handle.lock() = Some(thread);
+        }
         let projection = Projection {
             state: Arc::clone(&state),
         };
@@ -211,50 +318,31 @@ impl Projection {
     /// Errors: [`Error::Timeout`]; [`Error::Io`] naming the handler's
     /// failure; [`Error::Closed`] if the projection stopped before it.
     pub fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
-        let deadline = std::time::Instant::now() + timeout;
-        let settled = || self.settled(position).is_some();
-        self.state.signal.wait_until(Some(deadline), settled);
-        self.settled(position).unwrap_or(Err(Error::Timeout {
-            waiting_for: position,
-        }))
+        self.state.wait_for(position, timeout)
     }
 
     /// [`wait_for`](Projection::wait_for) as a future, without a timeout
     /// (wrap it in one, such as `tokio::time::timeout`): the thread is not
     /// blocked, and the task is woken when the projection moves.
     pub async fn wait_for_async(&self, position: Position) -> Result<()> {
-        std::future::poll_fn(|cx| {
-            if let Some(done) = self.settled(position) {
-                return std::task::Poll::Ready(done);
-            }
-            self.state.signal.register(cx.waker());
-            match self.settled(position) {
-                Some(done) => std::task::Poll::Ready(done),
-                None => std::task::Poll::Pending,
-            }
-        })
-        .await
-    }
-
-    /// How a wait for `position` ends now, if it does.
-    fn settled(&self, position: Position) -> Option<Result<()>> {
-        if self.handled() >= position {
-            return Some(Ok(()));
-        }
-        if let Some(f) = self.failure() {
-            let why = format!("projection `{}` failed {f}", self.state.name);
-            return Some(Err(Error::Io(io::Error::other(why))));
-        }
-        if !self.state.is_running() {
-            return Some(Err(Error::Closed));
-        }
-        None
+        self.state.wait_for_async(position).await
     }
 
     /// Stops the projection, saves its checkpoint and returns it.
     pub fn stop(self) -> Result<Position> {
         self.state.stop_and_join()?;
         Ok(self.state.saved())
+    }
+}
+
+/// A projection's name becomes a file name.
+fn check_name(name: &str) -> Result<()> {
+    if is_plain_file_name(name) {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            "a projection's name may use only letters, digits, '-', '_' and '.'",
+        ))
     }
 }
 

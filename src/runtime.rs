@@ -20,6 +20,8 @@ use crate::event::Event;
 use crate::hub::Hub;
 use crate::log::Log;
 use crate::position::Position;
+#[cfg(feature = "async")]
+use crate::projection::AsyncProjection;
 use crate::projection::{Checkpoints, Projection, ProjectionOptions, ProjectionState, Projector};
 use crate::read::{Reader, Timeline};
 use crate::sequencer::Combiner;
@@ -345,10 +347,66 @@ impl<E: Event> Runtime<E> {
             options,
             projector,
         )?;
-        let mut list = self.inner.projections.lock();
-        list.retain(|p| p.name != name);
-        list.push(state);
+        self.register(state);
         Ok(projection)
+    }
+
+    /// Starts an async projection: `handler` is an `async` closure, run as a
+    /// task on the current tokio runtime, for handlers that await (an HTTP
+    /// client, a database driver); otherwise like
+    /// [`projection`](Runtime::projection): every event after the
+    /// checkpoint, at least once, one at a time in order, the checkpoint
+    /// saved every 1000 events and when stopped. An error or a panic in the
+    /// handler stops the projection (only it).
+    ///
+    /// Errors: [`Error::Config`] when called outside a tokio runtime or with
+    /// a name that is not a plain file name; [`Error::Closed`] after
+    /// [`shutdown`](Runtime::shutdown).
+    #[cfg(feature = "async")]
+    pub fn projection_async<F, Fut>(&self, name: &str, handler: F) -> Result<AsyncProjection>
+    where
+        F: FnMut(crate::event::EventRef<E>) -> Fut + Send + 'static,
+        Fut: std::future::Future<
+                Output = std::result::Result<(), crate::projection::ProjectionError>,
+            > + Send
+            + 'static,
+    {
+        self.projection_async_with(name, ProjectionOptions::default(), handler)
+    }
+
+    /// [`projection_async`](Runtime::projection_async) with settings.
+    #[cfg(feature = "async")]
+    pub fn projection_async_with<F, Fut>(
+        &self,
+        name: &str,
+        options: ProjectionOptions,
+        handler: F,
+    ) -> Result<AsyncProjection>
+    where
+        F: FnMut(crate::event::EventRef<E>) -> Fut + Send + 'static,
+        Fut: std::future::Future<
+                Output = std::result::Result<(), crate::projection::ProjectionError>,
+            > + Send
+            + 'static,
+    {
+        let checkpoints = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
+        let (projection, state) = crate::projection::start_task(
+            Arc::clone(&self.inner.hub),
+            checkpoints,
+            name,
+            options,
+            handler,
+        )?;
+        self.register(state);
+        Ok(projection)
+    }
+
+    /// Lists a started projection for stats and shutdown (replacing a
+    /// stopped one of the same name).
+    fn register(&self, state: Arc<ProjectionState>) {
+        let mut list = self.inner.projections.lock();
+        list.retain(|p| p.name != state.name);
+        list.push(state);
     }
 
     /// Counters and the state of every view and projection.

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::event::{Event, Timestamp};
+use crate::event::Event;
 use crate::hub::Hub;
 use crate::position::Position;
 use crate::subscription::Subscription;
 use crate::sync::{self, Arc, Ordering};
-use crate::telemetry;
 
 use super::{Checkpoints, ProjectionState, Projector};
 
@@ -45,24 +44,10 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
                 continue;
             };
             if let Err(message) = self.handle(&event) {
-                let name = &self.state.name;
-                tracing::error!(projection = %name, position = %event.position, %message, "projection failed");
-                let _ = self
-                    .state
-                    .failure
-                    .set(format!("at position {}: {message}", event.position));
-                self.state.signal.notify();
+                self.state.fail(event.position, &message);
                 break;
             }
-            self.state
-                .handled
-                .store(event.position.0, Ordering::Relaxed);
-            self.state.signal.notify();
-            let behind = self.hub.log.head().0.saturating_sub(event.position.0);
-            let age = Timestamp::now()
-                .as_nanos()
-                .saturating_sub(event.recorded_at.as_nanos());
-            telemetry::projection_lag(&self.state.name, behind, Duration::from_nanos(age));
+            self.state.advanced(&event, self.hub.log.head());
             last_id = Some(event.id);
             unsaved += 1;
             if unsaved >= self.every {
@@ -74,8 +59,7 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
         if handled != self.state.saved() {
             self.save(handled, last_id);
         }
-        self.state.running.store(false, Ordering::Relaxed);
-        self.state.signal.notify();
+        self.state.ended();
     }
 
     /// Runs the projector on one event; a panic is a failure like an error.
