@@ -140,6 +140,14 @@ pub enum Error {
         /// The process id of the runtime that holds it, if known.
         holder: Option<u32>,
     },
+    /// A backup or a restore was pointed at a directory that holds files:
+    /// it writes only into a new or empty one.
+    #[error("{} is not empty: a backup or restore writes only into a new or empty directory", dir.display())]
+    NotEmpty {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+
     /// An event or state could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),

@@ -199,6 +199,8 @@ pub use sequencer::Sequencing;
 #[cfg(feature = "durable")]
 #[doc(hidden)]
 pub use storage::InjectedFault;
+#[cfg(feature = "durable")]
+pub use storage::{BackupProgress, BackupSummary};
 pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};
 pub use subscription::Subscription;
 #[cfg(feature = "async")]

@@ -26,6 +26,8 @@
 // too) needs the `durable` feature; the in-memory runtime needs only the
 // configuration, the report type and the store trait.
 #[cfg(feature = "durable")]
+mod backup;
+#[cfg(feature = "durable")]
 mod checkpoint;
 #[cfg(feature = "durable")]
 mod claim;
@@ -39,6 +41,8 @@ mod frame;
 mod identity;
 #[cfg(feature = "durable")]
 mod lock;
+#[cfg(feature = "durable")]
+mod manifest;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "durable")]
@@ -56,6 +60,10 @@ mod store;
 #[cfg(feature = "durable")]
 mod upcast;
 
+#[cfg(feature = "durable")]
+pub(crate) use backup::{backup, restore, Source as BackupSource};
+#[cfg(feature = "durable")]
+pub use backup::{BackupProgress, BackupSummary};
 #[cfg(feature = "durable")]
 pub(crate) use checkpoint::CheckpointFiles;
 #[cfg(feature = "durable")]
@@ -110,4 +118,16 @@ pub(crate) struct DirInfo {
     /// snapshot or checkpoint at a position proves the log held it.
     pub(crate) synced: bool,
     pub(crate) lock: std::sync::Arc<lock::DirLock>,
+}
+
+/// A log directory's path and log id.
+#[cfg(feature = "durable")]
+pub(crate) fn dir_identity(info: &DirInfo) -> (std::path::PathBuf, uuid::Uuid) {
+    (info.path.clone(), info.log_id)
+}
+
+/// Without the `durable` feature there is no log directory.
+#[cfg(not(feature = "durable"))]
+pub(crate) fn dir_identity(info: &DirInfo) -> (std::path::PathBuf, uuid::Uuid) {
+    match *info {}
 }

@@ -11,7 +11,7 @@ use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::log::Log;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
-use crate::storage::{is_plain_file_name, SharedHead, Storage, Upcasters};
+use crate::storage::{self, is_plain_file_name, SharedHead, Storage, Upcasters};
 use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc};
 use crate::view::{HistoryBound, View, ViewKey};
@@ -270,16 +270,16 @@ impl<E: Event> Builder<E> {
         if let Some(shared) = &shared {
             wake_for_foreign(shared.as_ref(), &combiner);
         }
-        let checkpoints = checkpoints_for(dir.as_ref());
         Ok(Runtime::new(Parts {
             hub,
             tx,
             combiner,
             views,
             thread,
-            checkpoints: Arc::new(checkpoints),
+            checkpoints: Arc::new(checkpoints_for(dir.as_ref())),
             max_append_events: self.max_append_events,
             recovery: report,
+            dir: dir.as_ref().map(storage::dir_identity),
         }))
     }
 

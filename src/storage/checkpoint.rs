@@ -109,13 +109,19 @@ impl CheckpointFiles {
 
 /// Writes a checkpoint file for `claim`, atomically.
 pub(crate) fn write(dir: &Path, claim: &Claim) -> io::Result<()> {
+    let bytes = encode(claim);
+    files::write_atomically(dir, &format!("{}.checkpoint", claim.name), &bytes)
+}
+
+/// A checkpoint file's bytes for `claim`.
+pub(crate) fn encode(claim: &Claim) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(96);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     claim.encode(&mut bytes);
     let crc = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
-    files::write_atomically(dir, &format!("{}.checkpoint", claim.name), &bytes)
+    bytes
 }
 
 fn read_claim(path: &Path) -> std::result::Result<Claim, String> {

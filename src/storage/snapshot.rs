@@ -143,7 +143,7 @@ fn file_name(position: Position) -> String {
     format!("{:020}.snap", position.0)
 }
 
-fn position_of(path: &Path) -> Option<u64> {
+pub(crate) fn position_of(path: &Path) -> Option<u64> {
     files::name_of(path).strip_suffix(".snap")?.parse().ok()
 }
 

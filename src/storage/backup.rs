@@ -1,0 +1,459 @@
+//! Online backup of a log directory, and verified restore.
+//!
+//! A backup is a directory: the segments up to a position (the head when
+//! the backup started; the open segment copied up to that batch's end,
+//! which is on disk before the batch is published), the newest snapshot of
+//! each persisted view at or before it, every projection checkpoint (moved
+//! back to that position if it was beyond it), the identity file, and a
+//! [`manifest`](super::manifest) written last. Appends go on meanwhile:
+//! nothing here takes the sequencer's role; bytes past the position are
+//! simply not copied.
+//!
+//! A restore checks the manifest, every file's blocks and every frame of
+//! every segment before it writes anything, writes into a temporary
+//! sibling directory, and renames it into place: a damaged backup leaves
+//! nothing behind.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::position::Position;
+
+use super::claim::Claim;
+use super::files::{self, at};
+use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
+use super::manifest::{self, Entry, Manifest};
+use super::read::corrupt;
+use super::{checkpoint, identity, snapshot};
+
+/// How far a backup or restore has come: for progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupProgress {
+    /// Bytes copied so far.
+    pub bytes: u64,
+    /// Events copied so far (of `total_events`).
+    pub events: u64,
+    /// The events the whole backup holds.
+    pub total_events: u64,
+}
+
+/// What a finished backup or restore holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// The log's identity.
+    pub log_id: Uuid,
+    /// The last position it holds: every event up to it, none after.
+    pub head: Position,
+    /// The files it holds, the manifest aside.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What a backup copies from.
+pub(crate) struct Source<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) log_id: Uuid,
+    pub(crate) head: Position,
+    /// The id of the event at `head` (for checkpoints moved back to it).
+    pub(crate) id_at_head: Uuid,
+}
+
+/// Copies the log in `src` up to its head into `dest` (which must not
+/// exist, or be an empty directory).
+pub(crate) fn backup(
+    src: &Source<'_>,
+    dest: &Path,
+    progress: &mut dyn FnMut(BackupProgress),
+) -> Result<BackupSummary> {
+    let made = prepare_empty(dest)?;
+    let outcome = copy_all(src, dest, progress);
+    if outcome.is_err() {
+        clean_up(dest, made);
+    }
+    outcome
+}
+
+fn copy_all(
+    src: &Source<'_>,
+    dest: &Path,
+    progress: &mut dyn FnMut(BackupProgress),
+) -> Result<BackupSummary> {
+    let mut out = Writer {
+        dest,
+        entries: Vec::new(),
+        done: BackupProgress {
+            total_events: src.head.0,
+            ..BackupProgress::default()
+        },
+    };
+    let mut next = 1;
+    for (first, path) in segments(src.dir)? {
+        if first > src.head.0 {
+            break;
+        }
+        let data = files::read(&path)?;
+        let walked = walk(&path, &data, src.log_id, first, Some(src.head.0), false)?;
+        if walked.first != next {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("the segment starts at {first}, position {next} was expected"),
+            ));
+        }
+        next = walked.last + 1;
+        out.put(files::name_of(&path), &data[..walked.end])?;
+        out.done.events = walked.last;
+        progress(out.done);
+    }
+    if next != src.head.0 + 1 {
+        let why = format!(
+            "the segments end at position {}, the log's head is {}",
+            next - 1,
+            src.head.0
+        );
+        return Err(corrupt(src.dir, 0, why));
+    }
+    copy_snapshots(src, &mut out)?;
+    copy_checkpoints(src, &mut out)?;
+    out.put(identity::FILE, &files::read(&src.dir.join(identity::FILE))?)?;
+    progress(out.done);
+    let manifest = Manifest {
+        log_id: src.log_id,
+        head: src.head,
+        files: out.entries,
+    };
+    files::write_atomically(dest, manifest::FILE, manifest.encode().as_bytes())?;
+    Ok(summary(&manifest))
+}
+
+fn summary(manifest: &Manifest) -> BackupSummary {
+    BackupSummary {
+        log_id: manifest.log_id,
+        head: manifest.head,
+        files: manifest.files.len(),
+        bytes: manifest.files.iter().map(|f| f.len).sum(),
+    }
+}
+
+/// Writes files into the backup and lists them for the manifest.
+struct Writer<'a> {
+    dest: &'a Path,
+    entries: Vec<Entry>,
+    done: BackupProgress,
+}
+
+impl Writer<'_> {
+    /// Writes `bytes` at `rel` (`/`-separated) under the backup's root.
+    fn put(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let entry = Entry::of(rel.to_owned(), bytes);
+        let path = manifest::path_under(self.dest, &entry);
+        let dir = path.parent().unwrap_or(self.dest);
+        files::write_atomically(dir, files::name_of(&path), bytes)?;
+        self.done.bytes += bytes.len() as u64;
+        self.entries.push(entry);
+        Ok(())
+    }
+}
+
+/// The newest snapshot of each view at or before the head. A snapshot
+/// removed while it is read (the view wrote a newer one) is looked for
+/// again.
+fn copy_snapshots(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
+    for view_dir in files::subdirs(&snapshot::root(src.dir))? {
+        let view = files::name_of(&view_dir).to_owned();
+        for _attempt in 0..8 {
+            let newest = files::list(&view_dir)?
+                .into_iter()
+                .filter_map(|p| Some((snapshot::position_of(&p)?, p)))
+                .filter(|(pos, _)| *pos <= src.head.0)
+                .max();
+            let Some((_, path)) = newest else { break };
+            match fs::read(&path) {
+                Ok(bytes) => {
+                    out.put(
+                        &format!("snapshots/{view}/{}", files::name_of(&path)),
+                        &bytes,
+                    )?;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(at(&path, "read")(e).into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every checkpoint; one beyond the head is moved back to it (what the
+/// projection handled up to the head is still true). A damaged one is
+/// left out, as recovery would set it aside.
+fn copy_checkpoints(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
+    for path in files::list(&checkpoint::root(src.dir))? {
+        let name = files::name_of(&path);
+        if !name.ends_with(".checkpoint") {
+            continue;
+        }
+        let claim = match (checkpoint::KIND.read)(&path) {
+            Ok(claim) => claim,
+            Err(reason) => {
+                tracing::warn!(file = %path.display(), %reason, "a damaged checkpoint left out of the backup");
+                continue;
+            }
+        };
+        let bytes = if claim.position <= src.head {
+            files::read(&path)?
+        } else {
+            checkpoint::encode(&Claim {
+                position: src.head,
+                event_id: src.id_at_head,
+                ..claim
+            })
+        };
+        out.put(&format!("projections/{name}"), &bytes)?;
+    }
+    Ok(())
+}
+
+/// The segment files of `dir`, by first position.
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found: Vec<(u64, PathBuf)> = files::list(dir)?
+        .into_iter()
+        .filter_map(|p| Some((files::name_of(&p).strip_suffix(".seg")?.parse().ok()?, p)))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// What walking a segment found.
+struct Walked {
+    first: u64,
+    last: u64,
+    /// The end of the last batch walked.
+    end: usize,
+}
+
+/// Walks the batches of segment `data` (named `first` in its file name):
+/// up to the batch ending at `stop` if given, else to the end, which must
+/// be a batch boundary. With `frames`, every frame's checksum is checked
+/// too. Damage is [`Error::Corrupt`] naming the file and offset.
+fn walk(
+    path: &Path,
+    data: &[u8],
+    log_id: Uuid,
+    first: u64,
+    stop: Option<u64>,
+    frames: bool,
+) -> Result<Walked> {
+    let header = frame::parse_segment_header(data).map_err(|(off, why)| corrupt(path, off, why))?;
+    if header.first != first || header.log_id != log_id {
+        let why = format!(
+            "the header names position {} of log {}",
+            header.first, header.log_id
+        );
+        return Err(corrupt(path, 12, why));
+    }
+    let mut off = SEGMENT_HEADER;
+    let mut next = first;
+    while off < data.len() && stop.is_none_or(|s| next <= s) {
+        let batch = data
+            .get(off..off + BATCH_HEADER)
+            .and_then(frame::parse_batch_header)
+            .ok_or_else(|| corrupt(path, off as u64, "a damaged batch header"))?;
+        if batch.first != next {
+            let why = format!(
+                "a batch of position {}, position {next} was expected",
+                batch.first
+            );
+            return Err(corrupt(path, off as u64, why));
+        }
+        let body = off + BATCH_HEADER;
+        let end = usize::try_from(batch.bytes)
+            .ok()
+            .and_then(|b| body.checked_add(b))
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| corrupt(path, off as u64, "a batch longer than the file"))?;
+        if frames {
+            check_frames(path, &data[..end], body, batch.count)?;
+        }
+        next += u64::from(batch.count);
+        off = end;
+    }
+    if let Some(s) = stop.filter(|&s| next > s + 1) {
+        return Err(corrupt(
+            path,
+            off as u64,
+            format!("no batch ends at position {s}"),
+        ));
+    }
+    Ok(Walked {
+        first,
+        last: next - 1,
+        end: off,
+    })
+}
+
+/// Checks the `count` frames of a batch from `off` to the end of `data`.
+fn check_frames(path: &Path, data: &[u8], mut off: usize, count: u32) -> Result<()> {
+    for _ in 0..count {
+        let head = data
+            .get(off..off + FRAME_HEADER)
+            .ok_or_else(|| corrupt(path, off as u64, "a frame past its batch"))?;
+        let (len, crc) = frame::parse_frame_header(head);
+        let body = data
+            .get(off + FRAME_HEADER..off + FRAME_HEADER + len as usize)
+            .ok_or_else(|| corrupt(path, off as u64, "a frame longer than its batch"))?;
+        if crc32c::crc32c(body) != crc {
+            return Err(corrupt(
+                path,
+                off as u64,
+                "a frame's checksum does not match",
+            ));
+        }
+        off += FRAME_HEADER + len as usize;
+    }
+    if off != data.len() {
+        return Err(corrupt(
+            path,
+            off as u64,
+            "bytes after a batch's last frame",
+        ));
+    }
+    Ok(())
+}
+
+/// Restores the backup at `backup` into `dir` (which must not exist, or be
+/// an empty directory), after checking all of it.
+pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
+    let manifest_path = backup.join(manifest::FILE);
+    let text = fs::read(&manifest_path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => corrupt(
+            &manifest_path,
+            0,
+            "no manifest: not a finished rwlog backup",
+        ),
+        _ => at(&manifest_path, "read")(e).into(),
+    })?;
+    let manifest = Manifest::decode(&manifest_path, &text)?;
+    // Everything is read and checked before anything is written.
+    let mut contents = Vec::with_capacity(manifest.files.len());
+    for entry in &manifest.files {
+        let path = manifest::path_under(backup, entry);
+        let bytes = files::read(&path)?;
+        if let Some((offset, reason)) = entry.first_damage(&bytes) {
+            return Err(corrupt(&path, offset, reason));
+        }
+        contents.push((entry, bytes));
+    }
+    check_segments(backup, &manifest, &contents)?;
+    let made = prepare_empty(dir)?;
+    let tmp = sibling(dir, "restoring");
+    let outcome = write_restored(&tmp, dir, made, &contents);
+    if outcome.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    outcome.map(|()| summary(&manifest))
+}
+
+/// The segments of a backup hold positions 1..=head, in order, whole.
+fn check_segments(
+    backup: &Path,
+    manifest: &Manifest,
+    contents: &[(&Entry, Vec<u8>)],
+) -> Result<()> {
+    let mut segs: Vec<(u64, &Entry, &[u8])> = contents
+        .iter()
+        .filter_map(|(e, b)| Some((e.path.strip_suffix(".seg")?.parse().ok()?, *e, b.as_slice())))
+        .collect();
+    segs.sort_by_key(|(first, ..)| *first);
+    let mut next = 1;
+    for (first, entry, bytes) in segs {
+        let path = manifest::path_under(backup, entry);
+        if first != next {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("the segment starts at {first}, position {next} was expected"),
+            ));
+        }
+        next = walk(&path, bytes, manifest.log_id, first, None, true)?.last + 1;
+    }
+    if next != manifest.head.0 + 1 {
+        let why = format!(
+            "the segments end at position {}, the manifest's head is {}",
+            next - 1,
+            manifest.head.0
+        );
+        return Err(corrupt(&backup.join(manifest::FILE), 0, why));
+    }
+    Ok(())
+}
+
+fn write_restored(
+    tmp: &Path,
+    dir: &Path,
+    made: bool,
+    contents: &[(&Entry, Vec<u8>)],
+) -> Result<()> {
+    files::create_dir(tmp)?;
+    for (entry, bytes) in contents {
+        let path = manifest::path_under(tmp, entry);
+        files::write_atomically(path.parent().unwrap_or(tmp), files::name_of(&path), bytes)?;
+    }
+    if !made {
+        // An empty directory is replaced whole by the rename.
+        fs::remove_dir(dir).map_err(at(dir, "remove the empty target"))?;
+    }
+    fs::rename(tmp, dir).map_err(at(dir, "rename into place"))?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    files::sync_dir(parent)?;
+    Ok(())
+}
+
+/// A new path beside `dir`.
+fn sibling(dir: &Path, what: &str) -> PathBuf {
+    let name = files::name_of(dir);
+    dir.with_file_name(format!(".{name}.{what}-{}", Uuid::new_v4().simple()))
+}
+
+/// Makes `dir` if missing (true), or checks that it is empty (false).
+fn prepare_empty(dir: &Path) -> Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::NotEmpty {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            files::create_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) => Err(at(dir, "list")(e).into()),
+    }
+}
+
+/// Removes what a failed backup wrote.
+fn clean_up(dest: &Path, made: bool) {
+    if made {
+        let _ = fs::remove_dir_all(dest);
+    } else if let Ok(entries) = fs::read_dir(dest) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
