@@ -148,6 +148,16 @@ pub enum Error {
         dir: std::path::PathBuf,
     },
 
+    /// A line of a JSON-lines import could not be imported: the line's
+    /// number (from 1) and why. Nothing from that line on was appended.
+    #[error("import, line {line}: {reason}")]
+    Import {
+        /// The line, counted from 1.
+        line: u64,
+        /// What was wrong with it.
+        reason: String,
+    },
+
     /// An event or state could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),

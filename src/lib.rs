@@ -194,6 +194,8 @@ pub use position::{Expected, Position, StreamId};
 pub use projection::AsyncProjection;
 pub use projection::{Projection, ProjectionError, ProjectionOptions, Projector};
 pub use read::{CachedReader, Health, Reader, SnapshotRef, Staleness};
+#[cfg(feature = "jsonl")]
+pub use runtime::Imported;
 pub use runtime::{Builder, ProjectionStats, Runtime, SharedMap, Stats, ViewStats};
 pub use sequencer::Sequencing;
 #[cfg(feature = "durable")]

@@ -3,6 +3,8 @@
 //! shutdown.
 
 mod builder;
+#[cfg(feature = "jsonl")]
+mod jsonl;
 mod open;
 #[cfg(feature = "durable")]
 mod ops;
@@ -12,6 +14,8 @@ mod stats;
 mod views;
 
 pub use builder::Builder;
+#[cfg(feature = "jsonl")]
+pub use jsonl::Imported;
 pub use shared_map::SharedMap;
 pub use stats::{ProjectionStats, Stats, ViewStats};
 
