@@ -230,6 +230,15 @@ pub async fn no_method() -> ApiError {
 }
 
 /// A successful response: `{"success": true, "data": …}`.
-pub fn ok(status: StatusCode, data: serde_json::Value) -> Response {
-    (status, axum::Json(json!({ "success": true, "data": data }))).into_response()
+pub fn ok(status: StatusCode, data: impl serde::Serialize) -> Response {
+    #[derive(serde::Serialize)]
+    struct Success<T> {
+        success: bool,
+        data: T,
+    }
+    let body = Success {
+        success: true,
+        data,
+    };
+    (status, axum::Json(body)).into_response()
 }

@@ -14,7 +14,7 @@ use rwlog::Position;
 use serde::Deserialize;
 
 use crate::http::{ApiError, ApiQuery};
-use crate::routes::event_json;
+use crate::routes::event_out;
 use crate::service::App;
 
 #[derive(Debug, Deserialize)]
@@ -50,7 +50,7 @@ pub async fn subscribe(
         async move { app.drained().await }
     };
     let events = app.rt.subscribe_stream(from).take_until(draining).map(|e| {
-        let data = event_json(&e).to_string();
+        let data = serde_json::to_string(&event_out(&e)).unwrap_or_default();
         Ok(SseEvent::default()
             .id(e.position().0.to_string())
             .data(data))
