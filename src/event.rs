@@ -345,7 +345,7 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
             .field("stream", &self.stream)
             .field("version", &self.version)
             .field("id", &self.id)
-            .field("recorded_at", &self.recorded_at.0);
+            .field("recorded_at", &self.recorded_at);
         if let Some(m) = &self.metadata {
             d.field("metadata", m);
         }

@@ -134,11 +134,15 @@
 #[cfg(feature = "async")]
 mod actor;
 mod aggregate;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod event;
 mod faults;
 mod hub;
 mod log;
+#[cfg(feature = "durable")]
+pub mod ops;
 mod position;
 mod projection;
 mod read;

@@ -40,6 +40,8 @@ mod frame;
 #[cfg(feature = "durable")]
 mod identity;
 #[cfg(feature = "durable")]
+mod inspect;
+#[cfg(feature = "durable")]
 mod lock;
 #[cfg(feature = "durable")]
 mod manifest;
@@ -74,6 +76,10 @@ pub(crate) use config::Engine;
 pub use config::InjectedFault;
 pub use config::{Durability, RecoveryMode, Storage};
 pub(crate) use files::is_plain_file_name;
+#[cfg(feature = "durable")]
+pub use inspect::DirSummary;
+#[cfg(feature = "durable")]
+pub(crate) use inspect::{backup_closed, inspect};
 #[cfg(feature = "durable")]
 pub(crate) use recover::open;
 pub use report::{Cut, RecoveryReport};

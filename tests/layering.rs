@@ -19,7 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["hub"],
     &["sequencer", "subscription", "aggregate"],
     &["projection", "actor"],
-    &["runtime"],
+    &["runtime", "ops"],
+    &["cli"],
     &["lib"],
 ];
 

@@ -220,7 +220,7 @@ fn copy_checkpoints(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
 }
 
 /// The segment files of `dir`, by first position.
-fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found: Vec<(u64, PathBuf)> = files::list(dir)?
         .into_iter()
         .filter_map(|p| Some((files::name_of(&p).strip_suffix(".seg")?.parse().ok()?, p)))
@@ -230,18 +230,34 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 /// What walking a segment found.
-struct Walked {
-    first: u64,
-    last: u64,
+pub(crate) struct Walked {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
     /// The end of the last batch walked.
-    end: usize,
+    pub(crate) end: usize,
+    /// Where the last batch walked starts.
+    last_batch: Option<usize>,
+}
+
+impl Walked {
+    /// The id of the last event walked (the last frame of the last batch).
+    pub(crate) fn last_id(&self, data: &[u8]) -> Option<Uuid> {
+        let mut off = self.last_batch? + BATCH_HEADER;
+        let mut body = None;
+        while off + FRAME_HEADER <= self.end {
+            let (len, _) = frame::parse_frame_header(&data[off..off + FRAME_HEADER]);
+            body = data.get(off + FRAME_HEADER..off + FRAME_HEADER + len as usize);
+            off += FRAME_HEADER + len as usize;
+        }
+        frame::decode_id(body?)
+    }
 }
 
 /// Walks the batches of segment `data` (named `first` in its file name):
 /// up to the batch ending at `stop` if given, else to the end, which must
 /// be a batch boundary. With `frames`, every frame's checksum is checked
 /// too. Damage is [`Error::Corrupt`] naming the file and offset.
-fn walk(
+pub(crate) fn walk(
     path: &Path,
     data: &[u8],
     log_id: Uuid,
@@ -259,6 +275,7 @@ fn walk(
     }
     let mut off = SEGMENT_HEADER;
     let mut next = first;
+    let mut last_batch = None;
     while off < data.len() && stop.is_none_or(|s| next <= s) {
         let batch = data
             .get(off..off + BATCH_HEADER)
@@ -281,6 +298,7 @@ fn walk(
             check_frames(path, &data[..end], body, batch.count)?;
         }
         next += u64::from(batch.count);
+        last_batch = Some(off);
         off = end;
     }
     if let Some(s) = stop.filter(|&s| next > s + 1) {
@@ -294,6 +312,7 @@ fn walk(
         first,
         last: next - 1,
         end: off,
+        last_batch,
     })
 }
 

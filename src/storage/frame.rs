@@ -221,6 +221,21 @@ fn encode_body<E: Event + Serialize>(buf: &mut Vec<u8>, r: &Recorded<E>, max: u3
     Ok(())
 }
 
+/// The leading fields of a record, as read without its type.
+#[derive(Deserialize)]
+struct HeadPrefix {
+    _position: u64,
+    _stream: String,
+    _version: u64,
+    id: Uuid,
+}
+
+/// The event id in a frame's body (already verified by its checksum),
+/// without knowing the event's type.
+pub(crate) fn decode_id(body: &[u8]) -> Option<Uuid> {
+    codec::decode::<HeadPrefix>(body).ok().map(|(h, _)| h.id)
+}
+
 /// Decodes a frame's body (already verified by its checksum).
 pub(crate) fn decode_record<E: Event + serde::de::DeserializeOwned>(
     body: &[u8],

@@ -1,0 +1,133 @@
+//! The `rwlog` tool against a real directory: info, verify (and damage
+//! found, exit 3), backup (refused while a runtime has the directory, exit
+//! 4), restore, and export/import through a tool that knows the event type.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rwlog::{Event, Position, Runtime, Storage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Deposited {
+    amount: u64,
+}
+impl Event for Deposited {}
+
+fn rwlog(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rwlog"))
+        .args(args)
+        .output()
+        .expect("run rwlog")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn filled(dir: &Path) -> Runtime<Deposited> {
+    let rt = Runtime::<Deposited>::builder()
+        .storage(Storage::dir(dir).segment_bytes(8 << 10))
+        .build()
+        .unwrap();
+    for i in 0..600 {
+        rt.writer()
+            .append(format!("acct-{}", i % 7), Deposited { amount: i })
+            .unwrap();
+    }
+    rt
+}
+
+#[test]
+fn info_verify_backup_and_restore_on_a_real_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    let rt = filled(&log);
+    let p = |s: &str| root.path().join(s);
+
+    // While a runtime has it: info works, an offline backup is refused.
+    let info = rwlog(&[Path::new("info"), &log]);
+    assert_eq!(info.status.code(), Some(0), "{}", text(&info));
+    assert!(
+        text(&info).contains("head           600"),
+        "{}",
+        text(&info)
+    );
+    let busy = rwlog(&[Path::new("backup"), &log, &p("b0")]);
+    assert_eq!(busy.status.code(), Some(4), "{}", text(&busy));
+    assert!(text(&busy).contains("in use"), "{}", text(&busy));
+    rt.shutdown().unwrap();
+    drop(rt);
+
+    let ok = rwlog(&[Path::new("verify"), &log]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("600 events"), "{}", text(&ok));
+
+    let backup = rwlog(&[Path::new("backup"), &log, &p("backup")]);
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup));
+    let restore = rwlog(&[Path::new("restore"), &p("backup"), &p("copy")]);
+    assert_eq!(restore.status.code(), Some(0), "{}", text(&restore));
+    let again = rwlog(&[Path::new("restore"), &p("backup"), &p("copy")]);
+    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
+    let copy = Runtime::<Deposited>::builder()
+        .storage(Storage::dir(p("copy")))
+        .build()
+        .unwrap();
+    assert_eq!(copy.log().head(), Position(600));
+    drop(copy);
+
+    // A flipped byte in a frame: found, named, exit 3.
+    let seg = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let bad = rwlog(&[Path::new("verify"), &log]);
+    assert_eq!(bad.status.code(), Some(3), "{}", text(&bad));
+    assert!(
+        text(&bad).contains(seg.file_name().unwrap().to_str().unwrap()),
+        "{}",
+        text(&bad)
+    );
+
+    // No such directory, a bad command: clear, non-zero.
+    let missing = rwlog(&[Path::new("info"), &p("nowhere")]);
+    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    let usage = rwlog(&[Path::new("frobnicate")]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+}
+
+#[test]
+fn export_and_import_need_the_event_type() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    filled(&log).shutdown().unwrap();
+    let untyped = rwlog(&[Path::new("export"), &log]);
+    assert_eq!(untyped.status.code(), Some(1), "{}", text(&untyped));
+    assert!(text(&untyped).contains("main_for"), "{}", text(&untyped));
+
+    // A tool built with the type: export, import into a new directory, twice.
+    let file = root.path().join("events.jsonl");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let code = rwlog::cli::run::<Deposited>(["rwlog", "export", &s(&log), "--out", &s(&file)]);
+    assert_eq!(code, 0);
+    let copy = root.path().join("copy");
+    for _ in 0..2 {
+        let code = rwlog::cli::run::<Deposited>(["rwlog", "import", &s(&copy), &s(&file)]);
+        assert_eq!(code, 0);
+    }
+    let rt = Runtime::<Deposited>::builder()
+        .storage(Storage::dir(&copy))
+        .build()
+        .unwrap();
+    assert_eq!(rt.log().head(), Position(600));
+    assert_eq!(rt.log().stream_version("acct-3"), 86);
+}
