@@ -1,0 +1,159 @@
+//! The memory a durable log costs today, and how fast it reads back: fills
+//! a log directory with `--events` events (default 10,000,000, about 100
+//! bytes each) in batches of 1,000, shuts down, reopens it in a child
+//! process of its own (so nothing of the filling is resident), which reports the resident
+//! memory of the open runtime (VmRSS from /proc/self/status), the time to
+//! reopen, and the rate of reading the whole log forward from position 1
+//! and of a subscription catching up from position 1.
+//!
+//! rwlog keeps the whole log in memory, so the resident memory grows with
+//! the log: this is the baseline a windowed log would be measured against.
+//!
+//! ```text
+//! cargo run --release --example footprint -- --events 10000000
+//! ```
+
+use std::time::Instant;
+
+use rwlog::{Durability, Event, Position, Runtime, Storage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Reading {
+    sensor: u32,
+    value: f64,
+    note: String,
+}
+
+impl Event for Reading {}
+
+fn reading(i: u64) -> Reading {
+    Reading {
+        sensor: (i % 1000) as u32,
+        value: i as f64 * 0.5,
+        note: format!("reading number {i:>12} of the run"),
+    }
+}
+
+/// A field of /proc/self/status in KiB (Linux), 0 elsewhere.
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn open(dir: &std::path::Path) -> Runtime<Reading> {
+    Runtime::<Reading>::builder()
+        .storage(Storage::dir(dir).durability(Durability::Buffered))
+        .build()
+        .expect("open the log")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut events: u64 = 10_000_000;
+    let mut reopen = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--events" => events = args.next().ok_or("--events needs a number")?.parse()?,
+            "--reopen" => {
+                reopen = Some(std::path::PathBuf::from(
+                    args.next().ok_or("--reopen needs a directory")?,
+                ))
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if let Some(dir) = reopen {
+        return measure(&dir, events);
+    }
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("log");
+    {
+        let rt = open(&dir);
+        let w = rt.writer();
+        for chunk in 0..events.div_ceil(1000) {
+            let from = chunk * 1000;
+            let to = (from + 1000).min(events);
+            w.append_batch(format!("sensor-{}", chunk % 1024), (from..to).map(reading))?;
+        }
+        rt.shutdown()?;
+    }
+    let bytes: u64 = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "events {events}, on disk {:.2} GiB",
+        bytes as f64 / (1u64 << 30) as f64
+    );
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["--events", &events.to_string(), "--reopen"])
+        .arg(&dir)
+        .status()?;
+    if !status.success() {
+        return Err(format!("the reopening process failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// In a process of its own: reopen, measure, read.
+fn measure(dir: &std::path::Path, events: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let before = status_kib("VmRSS:");
+    let started = Instant::now();
+    let rt = open(dir);
+    let reopened = started.elapsed();
+    let rss = status_kib("VmRSS:");
+
+    let started = Instant::now();
+    let mut n = 0u64;
+    let mut sum = 0u64;
+    for e in rt.log().read_all(Position(1)..) {
+        n += 1;
+        sum = sum.wrapping_add(u64::from(e.payload().sensor));
+    }
+    let read = started.elapsed();
+    assert_eq!(n, events);
+
+    let started = Instant::now();
+    let mut sub = rt.subscribe(Position(1));
+    let mut seen = 0u64;
+    while seen < events {
+        match sub.try_next() {
+            Some(e) => {
+                seen += 1;
+                sum = sum.wrapping_add(e.position().0);
+            }
+            None => break,
+        }
+    }
+    let caught_up = started.elapsed();
+    assert_eq!(seen, events);
+
+    let gib = |kib: u64| kib as f64 / (1 << 20) as f64;
+    std::hint::black_box(sum);
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| resident memory of the reopened runtime (VmRSS) | {:.2} GiB ({:.0} bytes per event; {:.2} GiB before opening) |", gib(rss), (rss.saturating_sub(before)) as f64 * 1024.0 / events as f64, gib(before));
+    println!(
+        "| reopen (recovery: every frame read and checked) | {:.2} s, {:.2}M events/s |",
+        reopened.as_secs_f64(),
+        events as f64 / reopened.as_secs_f64() / 1e6
+    );
+    println!(
+        "| read the whole log forward from position 1 | {:.2} s, {:.1}M events/s |",
+        read.as_secs_f64(),
+        events as f64 / read.as_secs_f64() / 1e6
+    );
+    println!(
+        "| a subscription catching up from position 1 | {:.2} s, {:.1}M events/s |",
+        caught_up.as_secs_f64(),
+        events as f64 / caught_up.as_secs_f64() / 1e6
+    );
+    Ok(())
+}
