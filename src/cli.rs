@@ -7,7 +7,7 @@
 //! rwlog backup DIR DEST         a backup of a directory no runtime has open (progress on a terminal)
 //! rwlog restore BACKUP DIR      check every byte of BACKUP, then restore it into DIR
 //! rwlog export DIR [--from P] [--to P] [--out FILE]   (else standard output)
-//! rwlog import DIR [FILE]       (FILE or standard input)
+//! rwlog import DIR [FILE]       (FILE or standard input; DIR is made if missing)
 //! ```
 //!
 //! Exit codes: 0 done; 1 an error (I/O, a bad import line); 2 bad usage;
@@ -104,6 +104,11 @@ struct With<E>(PhantomData<fn() -> E>);
 
 impl<E: Event + Serialize + DeserializeOwned> Typed for With<E> {
     fn export(&self, dir: &Path, from: u64, to: u64, out: &mut dyn Write) -> Result<u64> {
+        // Opening a runtime would make a missing directory a new log.
+        if !dir.join("rwlog.id").is_file() {
+            let why = format!("{}: not an rwlog log directory", dir.display());
+            return Err(io::Error::new(io::ErrorKind::NotFound, why).into());
+        }
         let rt = Runtime::<E>::builder().storage(Storage::dir(dir)).build()?;
         rt.export_jsonl(out, Position(from)..=Position(to))
     }

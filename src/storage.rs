@@ -53,6 +53,8 @@ mod read;
 mod recover;
 mod report;
 #[cfg(feature = "durable")]
+mod restore;
+#[cfg(feature = "durable")]
 mod scan;
 #[cfg(feature = "durable")]
 mod segment;
@@ -63,7 +65,7 @@ mod store;
 mod upcast;
 
 #[cfg(feature = "durable")]
-pub(crate) use backup::{backup, restore, Source as BackupSource};
+pub(crate) use backup::{backup, Source as BackupSource};
 #[cfg(feature = "durable")]
 pub use backup::{BackupProgress, BackupSummary};
 #[cfg(feature = "durable")]
@@ -83,6 +85,8 @@ pub(crate) use inspect::{backup_closed, inspect};
 #[cfg(feature = "durable")]
 pub(crate) use recover::open;
 pub use report::{Cut, RecoveryReport};
+#[cfg(feature = "durable")]
+pub(crate) use restore::restore;
 #[cfg(feature = "durable")]
 pub(crate) use snapshot::SnapshotFiles;
 pub(crate) use store::{Failure, SharedHead, Store};

@@ -234,3 +234,59 @@ fn outside_a_tokio_runtime_it_is_a_configuration_error() {
         ));
     });
 }
+
+#[test]
+fn a_handler_that_panics_before_its_future_fails_and_a_stuck_one_is_stopped() {
+    within(|| {
+        current_thread().block_on(async {
+            let rt = Runtime::<Order>::builder().build().unwrap();
+            let eager = rt
+                .projection_async("eager", |e: rwlog::EventRef<Order>| {
+                    assert!(e.payload().0 != 2, "refused before any await");
+                    async { Ok(()) }
+                })
+                .unwrap();
+            let stuck = rt
+                .projection_async("stuck", |e| async move {
+                    if e.payload().0 == 2 {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            for i in 1..=3 {
+                rt.writer().append_async("o", Order(i)).await.unwrap();
+            }
+            let err = eager.wait_for_async(Position(3)).await.unwrap_err();
+            assert!(
+                err.to_string().contains("refused before any await"),
+                "{err}"
+            );
+            assert_eq!(eager.handled(), Position(1));
+            stuck.wait_for_async(Position(1)).await.unwrap();
+            // Waiting on event 2 forever: stop cancels it and returns.
+            assert_eq!(stuck.stop().await.unwrap(), Position(1));
+        })
+    });
+}
+
+#[test]
+fn a_running_projections_name_is_refused() {
+    within(|| {
+        current_thread().block_on(async {
+            let rt = Runtime::<Order>::builder().build().unwrap();
+            let first = rt.projection_async("twice", |_| async { Ok(()) }).unwrap();
+            assert!(matches!(
+                rt.projection_async("twice", |_| async { Ok(()) }),
+                Err(Error::Config(_))
+            ));
+            assert!(matches!(
+                rt.projection("twice", |_| Ok(())),
+                Err(Error::Config(_))
+            ));
+            first.stop().await.unwrap();
+            // Stopped: the name is free again.
+            rt.projection_async("twice", |_| async { Ok(()) }).unwrap();
+        })
+    });
+}

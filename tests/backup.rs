@@ -214,3 +214,71 @@ fn a_non_empty_target_or_destination_is_refused() {
         Err(Error::Config(_))
     ));
 }
+
+#[test]
+fn backups_under_a_projection_saving_every_event_restore_to_a_log_that_opens() {
+    let root = tempfile::tempdir().unwrap();
+    let rt = open(&root.path().join("log"));
+    let options = rwlog::ProjectionOptions {
+        checkpoint_every: 1,
+    };
+    let _p = rt
+        .projection_with("audit", options, |_: &rwlog::Recorded<Put>| Ok(()))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (w, stop) = (rt.writer(), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                w.append(
+                    "s",
+                    Put {
+                        key: n % 5,
+                        amount: 1,
+                    },
+                )
+                .unwrap();
+                n += 1;
+            }
+        })
+    };
+    for round in 0..15 {
+        let backup = root.path().join(format!("b{round}"));
+        let head = rt.backup(&backup).unwrap().head;
+        let copy = root.path().join(format!("c{round}"));
+        Runtime::<Put>::restore(&backup, &copy).unwrap();
+        let reopened = open(&copy);
+        assert_eq!(reopened.log().head(), head, "round {round}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_damaged_frame_in_the_live_log_fails_the_backup_not_the_restore() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let rt = open(&dir);
+    for i in 0..20u64 {
+        rt.writer().append("s", Put { key: i, amount: 1 }).unwrap();
+    }
+    let seg = files_of(&dir)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let at = bytes.len() - 5; // inside the last frame's body
+    bytes[at] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+    match rt.backup(root.path().join("backup")) {
+        Err(Error::Corrupt { file, reason, .. }) => {
+            assert_eq!(file, seg, "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !root.path().join("backup").exists(),
+        "a failed backup left files"
+    );
+}

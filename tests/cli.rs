@@ -100,7 +100,18 @@ fn info_verify_backup_and_restore_on_a_real_directory() {
 
     // No such directory, a bad command: clear, non-zero.
     let missing = rwlog(&[Path::new("info"), &p("nowhere")]);
-    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("not an rwlog log directory"),
+        "{}",
+        text(&missing)
+    );
+    let code = rwlog::cli::run::<Deposited>(["rwlog", "export", p("typo").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        !p("typo").exists(),
+        "export made the directory it was given"
+    );
     let usage = rwlog(&[Path::new("frobnicate")]);
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
 }
@@ -130,4 +141,88 @@ fn export_and_import_need_the_event_type() {
         .unwrap();
     assert_eq!(rt.log().head(), Position(600));
     assert_eq!(rt.log().stream_version("acct-3"), 86);
+}
+
+#[test]
+fn inspecting_a_log_a_runtime_is_appending_to_never_reports_damage() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    let rt = filled(&log);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (w, stop) = (rt.writer(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                w.append_batch("busy", (0..20).map(|k| Deposited { amount: i + k }))
+                    .unwrap();
+                i += 20;
+            }
+        })
+    };
+    let mut last = Position(0);
+    for _ in 0..200 {
+        let seen = rwlog::ops::inspect(&log).expect("a healthy live log");
+        assert!(seen.head >= last);
+        last = seen.head;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_proves_a_loss_fails_verify_and_the_offline_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    let open = || {
+        Runtime::<Deposited>::builder()
+            .storage(Storage::dir(&log).durability(rwlog::Durability::Fsync))
+            .build()
+            .unwrap()
+    };
+    let rt = open();
+    for i in 0..20 {
+        rt.writer().append("a", Deposited { amount: i }).unwrap();
+    }
+    rt.shutdown().unwrap();
+    drop(rt);
+    let seg = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let at_20 = std::fs::metadata(&seg).unwrap().len();
+    let rt = open();
+    let options = rwlog::ProjectionOptions {
+        checkpoint_every: 1,
+    };
+    let p = rt
+        .projection_with("audit", options, |_: &rwlog::Recorded<Deposited>| Ok(()))
+        .unwrap();
+    for i in 0..30 {
+        rt.writer().append("a", Deposited { amount: i }).unwrap();
+    }
+    p.wait_for(Position(50), std::time::Duration::from_secs(20))
+        .unwrap();
+    drop(p);
+    rt.shutdown().unwrap();
+    drop(rt);
+    // The segment loses positions 21..=50; the checkpoint at 50 proves it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(at_20)
+        .unwrap();
+    for outcome in [
+        rwlog::ops::verify(&log).map(|_| ()),
+        rwlog::ops::backup_dir(&log, root.path().join("b"), |_| {}).map(|_| ()),
+    ] {
+        match outcome {
+            Err(rwlog::Error::Corrupt { reason, .. }) => {
+                assert!(reason.contains("21..=50 are lost"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -159,3 +159,29 @@ fn a_bad_line_is_named_and_nothing_after_it_is_imported() {
         Err(Error::Import { line: 1, .. })
     ));
 }
+
+#[test]
+fn a_version_that_does_not_follow_is_refused_before_anything_behind_it_lands() {
+    let line = |position: u64, stream: &str, version: u64| {
+        format!(
+            r#"{{"position":{position},"stream":"{stream}","version":{version},"id":"{}","payload":{{"Deposited":{{"amount":1}}}}}}"#,
+            uuid::Uuid::new_v4()
+        )
+    };
+    let copy = Runtime::<Account>::builder().build().unwrap();
+    // Stream `a` at version 2 first: nothing may land, `b`'s line included.
+    let file = [line(1, "a", 2), line(2, "b", 1)].join("\n");
+    match copy.import_jsonl(file.as_bytes()) {
+        Err(Error::Import { line: 1, reason }) => assert!(reason.contains("version 2"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(copy.log().head(), Position(0));
+    let zero = line(1, "a", 0);
+    assert!(matches!(
+        copy.import_jsonl(zero.as_bytes()),
+        Err(Error::Import { line: 1, .. })
+    ));
+    // Versions that follow, interleaved across streams: imported.
+    let file = [line(1, "a", 1), line(2, "b", 1), line(3, "a", 2)].join("\n");
+    assert_eq!(copy.import_jsonl(file.as_bytes()).unwrap().appended, 3);
+}

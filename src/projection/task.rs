@@ -99,7 +99,9 @@ impl AsyncProjection {
     }
 
     /// Stops the projection, saves its checkpoint and returns it, once its
-    /// task has ended (the handler is not running any more).
+    /// task has ended. A handler still waiting on an event is cancelled
+    /// (dropped at its await): the checkpoint was saved before that event,
+    /// so it is delivered again after a restart.
     ///
     /// Errors: [`Error::SequencerPanicked`] if the task panicked outside
     /// the handler.
@@ -110,6 +112,7 @@ impl AsyncProjection {
             Runner::Thread(_) => None,
         };
         if let Some(task) = task {
+            task.abort();
             match task.await {
                 Err(e) if e.is_panic() => {
                     let message = sync::panic_message(&*e.into_panic());
@@ -268,17 +271,11 @@ async fn run<E, F, Fut>(
     };
     while let Some(event) = next(&state, control, &mut sub).await {
         let position = event.position;
-        let mut handling = pin!(handler(event.clone()));
-        let outcome =
-            std::future::poll_fn(
-                |cx| match sync::catch_unwind(|| handling.as_mut().poll(cx)) {
-                    Ok(Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
-                    Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(e.to_string())),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Err(sync::panic_message(&*payload))),
-                },
-            )
-            .await;
+        // The handler itself may panic before it returns its future.
+        let outcome = match sync::catch_unwind(|| handler(event.clone())) {
+            Ok(future) => handle(future).await,
+            Err(payload) => Err(sync::panic_message(&*payload)),
+        };
         if let Err(message) = outcome {
             if !control.progress.lock().stopped {
                 state.fail(position, &message);
@@ -290,6 +287,24 @@ async fn run<E, F, Fut>(
         }
     }
     control.finish(&state);
+}
+
+/// Runs one handler's future; a panic while it is polled is a failure like
+/// an error.
+async fn handle<Fut>(future: Fut) -> std::result::Result<(), String>
+where
+    Fut: Future<Output = std::result::Result<(), ProjectionError>>,
+{
+    let mut handling = pin!(future);
+    std::future::poll_fn(
+        |cx| match sync::catch_unwind(|| handling.as_mut().poll(cx)) {
+            Ok(Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(e.to_string())),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(sync::panic_message(&*payload))),
+        },
+    )
+    .await
 }
 
 /// The next event, or `None` once stopped, or once the runtime has shut

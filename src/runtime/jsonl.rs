@@ -1,7 +1,7 @@
 //! The log as JSON lines: one event per line, through serde, to move a log
 //! between rwlog versions or into another store, and back.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::ops::RangeBounds;
 
@@ -139,11 +139,18 @@ impl<E: Event + DeserializeOwned> Runtime<E> {
     /// importing the same file twice, or again after an interruption, adds
     /// nothing twice. The sequencer records the import's own times.
     ///
+    /// The import must be the log's only writer while it runs: up to 1,024
+    /// lines are in flight at once, and should another writer append
+    /// meanwhile, those already submitted land at later positions than
+    /// their lines say. The import then stops with an error naming the
+    /// first such line.
+    ///
     /// Errors: [`Error::Import`] naming the line (1-based) when it is not
     /// an event, when its position is taken by another event or does not
-    /// follow the log's head, or when it would land elsewhere (another
-    /// writer appended meanwhile); lines before it were imported, none
-    /// after. [`Error::Io`] from `input`.
+    /// follow the log's head, when its version does not follow its
+    /// stream's, or when it landed elsewhere (another writer appended
+    /// meanwhile); lines before a refused line were imported, none after
+    /// it. [`Error::Io`] from `input`.
     pub fn import_jsonl(&self, input: impl BufRead) -> Result<Imported> {
         let mut done = Imported::default();
         let mut in_flight = VecDeque::new();
@@ -161,10 +168,14 @@ impl<E: Event + DeserializeOwned> Runtime<E> {
         &self,
         input: impl BufRead,
         done: &mut Imported,
-        in_flight: &mut VecDeque<(u64, u64, Ticket)>,
+        in_flight: &mut VecDeque<(u64, u64, u64, Ticket)>,
     ) -> Result<()> {
         let writer = self.writer();
         let mut next = self.log().head().0 + 1;
+        // Each stream's version as this import leaves it: a line whose
+        // version does not follow is refused before it is submitted, so
+        // no submitted append can be rejected and shift those behind it.
+        let mut versions: HashMap<String, u64> = HashMap::new();
         for (n, line) in input.lines().enumerate() {
             let n = n as u64 + 1;
             let line = line?;
@@ -185,18 +196,19 @@ impl<E: Event + DeserializeOwned> Runtime<E> {
                 let reason = format!("position {}, but the log's next is {next}", e.position);
                 return Err(Error::Import { line: n, reason });
             }
+            let current = self.next_version(n, &e, &mut versions)?;
             let mut event = NewEvent::new(e.payload).with_id(e.id);
             if let Some(m) = e.metadata {
                 event = event.metadata(m);
             }
-            let expected = Expected::Exact(e.version.saturating_sub(1));
+            let expected = Expected::Exact(current);
             let ticket = writer
                 .submit_expecting(e.stream, expected, [event])
                 .map_err(|err| Error::Import {
                     line: n,
                     reason: err.to_string(),
                 })?;
-            in_flight.push_back((n, e.position, ticket));
+            in_flight.push_back((n, e.position, e.version, ticket));
             next += 1;
             if in_flight.len() >= IN_FLIGHT {
                 if let Some(oldest) = in_flight.pop_front() {
@@ -205,6 +217,28 @@ impl<E: Event + DeserializeOwned> Runtime<E> {
             }
         }
         Ok(())
+    }
+
+    /// The version of `e`'s stream before it, once `e`'s version follows it
+    /// (`versions`: each stream's version as the import leaves it).
+    fn next_version(
+        &self,
+        n: u64,
+        e: &LineIn<E>,
+        versions: &mut HashMap<String, u64>,
+    ) -> Result<u64> {
+        let current = *versions
+            .entry(e.stream.clone())
+            .or_insert_with(|| self.log().stream_version(&e.stream));
+        if e.version != current + 1 {
+            let reason = format!(
+                "version {} of stream `{}`, which is at version {current}",
+                e.version, e.stream
+            );
+            return Err(Error::Import { line: n, reason });
+        }
+        versions.insert(e.stream.clone(), e.version);
+        Ok(current)
     }
 
     /// The event of line `n` is in the log already, at its position.
@@ -237,15 +271,19 @@ impl<E: Event + DeserializeOwned> Runtime<E> {
 }
 
 /// Waits for one imported append and checks it landed where it was.
-fn settle((n, position, ticket): (u64, u64, Ticket), done: &mut Imported) -> Result<()> {
+fn settle(
+    (n, position, version, ticket): (u64, u64, u64, Ticket),
+    done: &mut Imported,
+) -> Result<()> {
     let appended = ticket.wait().map_err(|err| Error::Import {
         line: n,
         reason: err.to_string(),
     })?;
-    if appended.position.0 != position {
+    if appended.position.0 != position || appended.version != version {
         let reason = format!(
-            "appended at position {} instead of {position}: another writer appended meanwhile",
-            appended.position
+            "appended at position {} version {} instead of position {position} version {version}: \
+             another writer appended meanwhile",
+            appended.position, appended.version
         );
         return Err(Error::Import { line: n, reason });
     }

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 #[cfg(feature = "async")]
 use crate::projection::AsyncProjection;
-use crate::projection::{Projection, ProjectionOptions, ProjectionState, Projector};
+use crate::projection::{Checkpoints, Projection, ProjectionOptions, ProjectionState, Projector};
 use crate::sync::Arc;
 
 use super::Runtime;
@@ -43,17 +43,15 @@ impl<E: Event> Runtime<E> {
         options: ProjectionOptions,
         projector: impl Projector<E>,
     ) -> Result<Projection> {
-        // Not held while the projection starts: shutdown takes this lock.
-        let checkpoints = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
-        let (projection, state) = Projection::start(
-            Arc::clone(&self.inner.hub),
-            checkpoints,
-            name,
-            options,
-            projector,
-        )?;
-        self.register(state);
-        Ok(projection)
+        self.start_named(name, |checkpoints| {
+            Projection::start(
+                Arc::clone(&self.inner.hub),
+                checkpoints,
+                name,
+                options,
+                projector,
+            )
+        })
     }
 
     /// Starts an async projection: `handler` is an `async` closure, run as a
@@ -94,23 +92,38 @@ impl<E: Event> Runtime<E> {
             > + Send
             + 'static,
     {
-        let checkpoints = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
-        let (projection, state) = crate::projection::start_task(
-            Arc::clone(&self.inner.hub),
-            checkpoints,
-            name,
-            options,
-            handler,
-        )?;
-        self.register(state);
-        Ok(projection)
+        self.start_named(name, |checkpoints| {
+            crate::projection::start_task(
+                Arc::clone(&self.inner.hub),
+                checkpoints,
+                name,
+                options,
+                handler,
+            )
+        })
     }
 
-    /// Lists a started projection for stats and shutdown (replacing a
-    /// stopped one of the same name).
-    fn register(&self, state: Arc<ProjectionState>) {
+    /// Starts projection `name` and lists it for stats and shutdown
+    /// (replacing a stopped one of the same name). Refused while one of
+    /// that name runs: two would save the same checkpoint. The list's lock
+    /// is held throughout, so two starts of one name cannot both pass;
+    /// shutdown takes the checkpoints' lock and this one apart, never
+    /// nested, so this cannot deadlock with it.
+    fn start_named<P>(
+        &self,
+        name: &str,
+        start: impl FnOnce(Arc<Checkpoints>) -> Result<(P, Arc<ProjectionState>)>,
+    ) -> Result<P> {
         let mut list = self.inner.projections.lock();
-        list.retain(|p| p.name != state.name);
+        if list.iter().any(|p| p.name == name && p.is_running()) {
+            return Err(Error::Config(
+                "a projection of this name is running: stop it before starting it again",
+            ));
+        }
+        let checkpoints = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
+        let (projection, state) = start(checkpoints)?;
+        list.retain(|p| p.name != name);
         list.push(state);
+        Ok(projection)
     }
 }

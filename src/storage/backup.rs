@@ -97,7 +97,9 @@ fn copy_all(
             break;
         }
         let data = files::read(&path)?;
-        let walked = walk(&path, &data, src.log_id, first, Some(src.head.0), false)?;
+        // Every frame checked: a damaged log must not give a backup that
+        // cannot be restored.
+        let walked = walk(&path, &data, src.log_id, first, Some(src.head.0), true)?;
         if walked.first != next {
             return Err(corrupt(
                 &path,
@@ -131,7 +133,7 @@ fn copy_all(
     Ok(summary(&manifest))
 }
 
-fn summary(manifest: &Manifest) -> BackupSummary {
+pub(crate) fn summary(manifest: &Manifest) -> BackupSummary {
     BackupSummary {
         log_id: manifest.log_id,
         head: manifest.head,
@@ -198,7 +200,10 @@ fn copy_checkpoints(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
         if !name.ends_with(".checkpoint") {
             continue;
         }
-        let claim = match (checkpoint::KIND.read)(&path) {
+        // One read: the bytes copied are the bytes judged (a projection
+        // may save a newer checkpoint meanwhile).
+        let read = files::read(&path)?;
+        let claim = match checkpoint::parse_claim(&read) {
             Ok(claim) => claim,
             Err(reason) => {
                 tracing::warn!(file = %path.display(), %reason, "a damaged checkpoint left out of the backup");
@@ -206,7 +211,7 @@ fn copy_checkpoints(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
             }
         };
         let bytes = if claim.position <= src.head {
-            files::read(&path)?
+            read
         } else {
             checkpoint::encode(&Claim {
                 position: src.head,
@@ -265,6 +270,20 @@ pub(crate) fn walk(
     stop: Option<u64>,
     frames: bool,
 ) -> Result<Walked> {
+    walk_with(path, data, (log_id, first), stop, frames, false)
+}
+
+/// [`walk`]; with `lenient_tail`, damage after the last whole batch ends
+/// the walk there instead of failing it (the tail of a segment a runtime
+/// is appending to).
+pub(crate) fn walk_with(
+    path: &Path,
+    data: &[u8],
+    (log_id, first): (Uuid, u64),
+    stop: Option<u64>,
+    frames: bool,
+    lenient_tail: bool,
+) -> Result<Walked> {
     let header = frame::parse_segment_header(data).map_err(|(off, why)| corrupt(path, off, why))?;
     if header.first != first || header.log_id != log_id {
         let why = format!(
@@ -277,31 +296,17 @@ pub(crate) fn walk(
     let mut next = first;
     let mut last_batch = None;
     while off < data.len() && stop.is_none_or(|s| next <= s) {
-        let batch = data
-            .get(off..off + BATCH_HEADER)
-            .and_then(frame::parse_batch_header)
-            .ok_or_else(|| corrupt(path, off as u64, "a damaged batch header"))?;
-        if batch.first != next {
-            let why = format!(
-                "a batch of position {}, position {next} was expected",
-                batch.first
-            );
-            return Err(corrupt(path, off as u64, why));
+        match next_batch(path, data, off, next, frames) {
+            Ok((end, count)) => {
+                next += u64::from(count);
+                last_batch = Some(off);
+                off = end;
+            }
+            Err(_) if lenient_tail => break,
+            Err(e) => return Err(e),
         }
-        let body = off + BATCH_HEADER;
-        let end = usize::try_from(batch.bytes)
-            .ok()
-            .and_then(|b| body.checked_add(b))
-            .filter(|&e| e <= data.len())
-            .ok_or_else(|| corrupt(path, off as u64, "a batch longer than the file"))?;
-        if frames {
-            check_frames(path, &data[..end], body, batch.count)?;
-        }
-        next += u64::from(batch.count);
-        last_batch = Some(off);
-        off = end;
     }
-    if let Some(s) = stop.filter(|&s| next > s + 1) {
+    if let Some(s) = stop.filter(|&s| next - 1 > s) {
         return Err(corrupt(
             path,
             off as u64,
@@ -314,6 +319,38 @@ pub(crate) fn walk(
         end: off,
         last_batch,
     })
+}
+
+/// The batch at `off`, which must hold position `next` first: where it
+/// ends and how many events it holds.
+fn next_batch(
+    path: &Path,
+    data: &[u8],
+    off: usize,
+    next: u64,
+    frames: bool,
+) -> Result<(usize, u32)> {
+    let batch = data
+        .get(off..off + BATCH_HEADER)
+        .and_then(frame::parse_batch_header)
+        .ok_or_else(|| corrupt(path, off as u64, "a damaged batch header"))?;
+    if batch.first != next {
+        let why = format!(
+            "a batch of position {}, position {next} was expected",
+            batch.first
+        );
+        return Err(corrupt(path, off as u64, why));
+    }
+    let body = off + BATCH_HEADER;
+    let end = usize::try_from(batch.bytes)
+        .ok()
+        .and_then(|b| body.checked_add(b))
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| corrupt(path, off as u64, "a batch longer than the file"))?;
+    if frames {
+        check_frames(path, &data[..end], body, batch.count)?;
+    }
+    Ok((end, batch.count))
 }
 
 /// Checks the `count` frames of a batch from `off` to the end of `data`.
@@ -345,105 +382,14 @@ fn check_frames(path: &Path, data: &[u8], mut off: usize, count: u32) -> Result<
     Ok(())
 }
 
-/// Restores the backup at `backup` into `dir` (which must not exist, or be
-/// an empty directory), after checking all of it.
-pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
-    let manifest_path = backup.join(manifest::FILE);
-    let text = fs::read(&manifest_path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => corrupt(
-            &manifest_path,
-            0,
-            "no manifest: not a finished rwlog backup",
-        ),
-        _ => at(&manifest_path, "read")(e).into(),
-    })?;
-    let manifest = Manifest::decode(&manifest_path, &text)?;
-    // Everything is read and checked before anything is written.
-    let mut contents = Vec::with_capacity(manifest.files.len());
-    for entry in &manifest.files {
-        let path = manifest::path_under(backup, entry);
-        let bytes = files::read(&path)?;
-        if let Some((offset, reason)) = entry.first_damage(&bytes) {
-            return Err(corrupt(&path, offset, reason));
-        }
-        contents.push((entry, bytes));
-    }
-    check_segments(backup, &manifest, &contents)?;
-    let made = prepare_empty(dir)?;
-    let tmp = sibling(dir, "restoring");
-    let outcome = write_restored(&tmp, dir, made, &contents);
-    if outcome.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    outcome.map(|()| summary(&manifest))
-}
-
-/// The segments of a backup hold positions 1..=head, in order, whole.
-fn check_segments(
-    backup: &Path,
-    manifest: &Manifest,
-    contents: &[(&Entry, Vec<u8>)],
-) -> Result<()> {
-    let mut segs: Vec<(u64, &Entry, &[u8])> = contents
-        .iter()
-        .filter_map(|(e, b)| Some((e.path.strip_suffix(".seg")?.parse().ok()?, *e, b.as_slice())))
-        .collect();
-    segs.sort_by_key(|(first, ..)| *first);
-    let mut next = 1;
-    for (first, entry, bytes) in segs {
-        let path = manifest::path_under(backup, entry);
-        if first != next {
-            return Err(corrupt(
-                &path,
-                0,
-                format!("the segment starts at {first}, position {next} was expected"),
-            ));
-        }
-        next = walk(&path, bytes, manifest.log_id, first, None, true)?.last + 1;
-    }
-    if next != manifest.head.0 + 1 {
-        let why = format!(
-            "the segments end at position {}, the manifest's head is {}",
-            next - 1,
-            manifest.head.0
-        );
-        return Err(corrupt(&backup.join(manifest::FILE), 0, why));
-    }
-    Ok(())
-}
-
-fn write_restored(
-    tmp: &Path,
-    dir: &Path,
-    made: bool,
-    contents: &[(&Entry, Vec<u8>)],
-) -> Result<()> {
-    files::create_dir(tmp)?;
-    for (entry, bytes) in contents {
-        let path = manifest::path_under(tmp, entry);
-        files::write_atomically(path.parent().unwrap_or(tmp), files::name_of(&path), bytes)?;
-    }
-    if !made {
-        // An empty directory is replaced whole by the rename.
-        fs::remove_dir(dir).map_err(at(dir, "remove the empty target"))?;
-    }
-    fs::rename(tmp, dir).map_err(at(dir, "rename into place"))?;
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    files::sync_dir(parent)?;
-    Ok(())
-}
-
 /// A new path beside `dir`.
-fn sibling(dir: &Path, what: &str) -> PathBuf {
+pub(crate) fn sibling(dir: &Path, what: &str) -> PathBuf {
     let name = files::name_of(dir);
     dir.with_file_name(format!(".{name}.{what}-{}", Uuid::new_v4().simple()))
 }
 
 /// Makes `dir` if missing (true), or checks that it is empty (false).
-fn prepare_empty(dir: &Path) -> Result<bool> {
+pub(crate) fn prepare_empty(dir: &Path) -> Result<bool> {
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

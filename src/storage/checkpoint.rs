@@ -126,6 +126,11 @@ pub(crate) fn encode(claim: &Claim) -> Vec<u8> {
 
 fn read_claim(path: &Path) -> std::result::Result<Claim, String> {
     let b = files::read(path).map_err(|e| e.to_string())?;
+    parse_claim(&b)
+}
+
+/// The claim of a checkpoint file's bytes.
+pub(crate) fn parse_claim(b: &[u8]) -> std::result::Result<Claim, String> {
     if b.len() < 14 || &b[..8] != MAGIC {
         return Err("not an rwlog checkpoint".into());
     }

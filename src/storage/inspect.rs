@@ -75,14 +75,44 @@ impl fmt::Display for DirSummary {
     }
 }
 
-/// What `dir` holds; with `verify`, every frame's checksum is checked.
+/// What `dir` holds; with `verify`, every frame's checksum is checked, and
+/// a snapshot or checkpoint that proves a loss (written after a position
+/// the segments no longer hold was durably acknowledged) is damage, as
+/// opening the log would say.
 ///
-/// Errors: [`Error::Corrupt`] naming the file and offset of the first
-/// damage (a torn tail included: opening a runtime would cut it).
+/// While a runtime has the directory open, the last segment may end in a
+/// batch being written: the summary then stops at the last whole batch.
+///
+/// Errors: [`Error::Io`] (not found) for a path that is not a log
+/// directory; [`Error::Corrupt`] naming the file and offset of the first
+/// damage (a torn tail of a log no runtime has open included: opening a
+/// runtime would cut it).
 pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
-    if !dir.is_dir() {
-        return Err(corrupt(dir, 0, "not a directory"));
+    is_log_dir(dir)?;
+    // A runtime holds the lock while it appends: the tail may be in flight.
+    let live = matches!(DirLock::acquire(dir), Err(Error::Locked { .. }));
+    examine(dir, verify, live)
+}
+
+/// An error unless `dir` holds a log (an identity file or segments).
+fn is_log_dir(dir: &Path) -> Result<()> {
+    let has_segments = dir.is_dir() && backup::segments(dir).is_ok_and(|s| !s.is_empty());
+    if has_segments || dir.join(identity::FILE).is_file() {
+        return Ok(());
     }
+    let why = format!(
+        "{}: not an rwlog log directory (no rwlog.id and no segments)",
+        dir.display()
+    );
+    Err(Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        why,
+    )))
+}
+
+/// [`inspect`], told whether a runtime may be appending.
+fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
+    let segments = backup::segments(dir)?;
     let log_id = identity::read(dir)?;
     let mut summary = DirSummary {
         dir: dir.to_path_buf(),
@@ -94,8 +124,9 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
         verified: verify,
         id_at_head: Uuid::nil(),
     };
+    let count = segments.len();
     let mut next = 1;
-    for (first, path) in backup::segments(dir)? {
+    for (i, (first, path)) in segments.into_iter().enumerate() {
         let data = files::read(&path)?;
         let id = log_id.unwrap_or_else(|| {
             frame::parse_segment_header(&data).map_or(Uuid::nil(), |h| h.log_id)
@@ -104,8 +135,9 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
             let why = format!("the segment starts at {first}, position {next} was expected");
             return Err(corrupt(&path, 0, why));
         }
-        let walked = backup::walk(&path, &data, id, first, None, verify)?;
-        if walked.end != data.len() {
+        let lenient = live && i + 1 == count;
+        let walked = backup::walk_with(&path, &data, (id, first), None, verify, lenient)?;
+        if walked.end != data.len() && !lenient {
             return Err(corrupt(
                 &path,
                 walked.end as u64,
@@ -119,14 +151,41 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
         let name = files::name_of(&path).to_owned();
         summary
             .segments
-            .push((name, first, walked.last, data.len() as u64));
+            .push((name, first, walked.last, walked.end as u64));
     }
     summary.head = Position(next - 1);
+    claims(dir, &mut summary, verify)?;
+    Ok(summary)
+}
+
+/// Lists the snapshots and checkpoints; with `refuse_proofs`, one that
+/// proves a loss is damage.
+fn claims(dir: &Path, summary: &mut DirSummary, refuse_proofs: bool) -> Result<()> {
+    let proof = |path: &Path, claim: &super::claim::Claim, what: &str| -> Result<()> {
+        let proves =
+            claim.synced && claim.position > summary.head && Some(claim.log_id) == summary.log_id;
+        if refuse_proofs && proves {
+            let why = format!(
+                "the log ends at position {}, but this {what} was written after position {} was durably \
+                 acknowledged: positions {}..={} are lost (opening the log refuses it; \
+                 RecoveryMode::PointInTime accepts the loss)",
+                summary.head, claim.position, summary.head.next(), claim.position
+            );
+            return Err(corrupt(path, 0, why));
+        }
+        Ok(())
+    };
     for view_dir in files::subdirs(&snapshot::root(dir))? {
-        let mut kept: Vec<Position> = files::list(&view_dir)?
-            .iter()
-            .filter_map(|p| snapshot::position_of(p).map(Position))
-            .collect();
+        let mut kept = Vec::new();
+        for path in files::list(&view_dir)? {
+            let Some(at) = snapshot::position_of(&path) else {
+                continue;
+            };
+            if let Ok(claim) = (snapshot::KIND.read)(&path) {
+                proof(&path, &claim, "snapshot")?;
+            }
+            kept.push(Position(at));
+        }
         kept.sort();
         summary
             .snapshots
@@ -134,10 +193,11 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
     }
     for path in files::list(&checkpoint::root(dir))? {
         if let Ok(claim) = (checkpoint::KIND.read)(&path) {
+            proof(&path, &claim, "checkpoint")?;
             summary.checkpoints.push((claim.name, claim.position));
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Backs up `dir`, which no runtime may have open (its lock is taken for
@@ -151,8 +211,11 @@ pub(crate) fn backup_closed(
     dest: &Path,
     progress: &mut dyn FnMut(BackupProgress),
 ) -> Result<BackupSummary> {
+    is_log_dir(dir)?;
     let _lock = DirLock::acquire(dir)?;
-    let summary = inspect(dir, false)?;
+    // Checks every frame, and refuses a directory whose snapshots or
+    // checkpoints prove a loss, as opening it would.
+    let summary = examine(dir, true, false)?;
     let log_id = summary.log_id.ok_or_else(|| Error::Corrupt {
         file: dir.join(identity::FILE),
         offset: 0,
