@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["sequencer", "subscription", "aggregate"],
     &["projection", "actor"],
     &["runtime"],
+    &["migrate"],
     &["lib"],
 ];
 
