@@ -466,7 +466,7 @@ fn changing_the_read_share_under_traffic_takes_effect_without_blocking() {
                         fence(Ordering::Acquire);
                         let after = epoch.load(Ordering::Relaxed);
                         assert_eq!(value, Some(1));
-                        if before == after && before % 2 == 0 {
+                        if before == after && before.is_multiple_of(2) {
                             seen[before as usize / 2][side as usize] += 1;
                         }
                     }

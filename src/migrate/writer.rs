@@ -61,8 +61,10 @@ impl<E: Event, L: Legacy<E>> DualWriter<E, L> {
         self.write(|w| w.append(stream, event))
     }
 
-    /// [`Writer::append_batch`] on both sides: atomic in the log, applied
-    /// to the legacy state event by event.
+    /// [`Writer::append_batch`] on both sides: atomic in the log and its
+    /// views, applied to the legacy state event by event (each a
+    /// [`Legacy::apply`]), so a reader of the legacy state may see part of
+    /// the batch. Where that matters, make the change one event.
     pub fn append_batch<I>(&self, stream: impl Into<StreamId>, events: I) -> Result<Appended>
     where
         I: IntoIterator,
