@@ -200,6 +200,25 @@ pub enum Error {
         /// The version this rwlog reads and writes.
         supported: i32,
     },
+    /// A migration's legacy store failed (see [`migrate`](crate::migrate)):
+    /// it could not apply the event at `position`, which is in the log (the
+    /// failure is counted in the migration's stats), or it could not be
+    /// read (`position` is then the last event it holds).
+    #[error("the legacy store failed at position {position}: {message}")]
+    Legacy {
+        /// The event's position.
+        position: Position,
+        /// What the legacy store said.
+        message: String,
+    },
+    /// A migration's cut-over could not complete (a view or projection
+    /// failed, or did not reach the head in time) and was rolled back: the
+    /// legacy state is written and read again, and holds every event.
+    #[error("the cut-over was abandoned and rolled back: {reason}")]
+    CutOverAbandoned {
+        /// Why, and whether the rollback failed too.
+        reason: String,
+    },
     /// The sequencer panicked, on a writer's thread or its own (a bug in
     /// rwlog: please report it). Every later append gets this error.
     #[error("the sequencer panicked: {0}")]

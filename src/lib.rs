@@ -34,6 +34,8 @@
 //! - [`Storage`]: the log in memory, in a directory of segment files, or
 //!   (with the `postgres` feature) in PostgreSQL, shared by several
 //!   processes that each keep their own views.
+//! - [`migrate`]: moving a running program from a `RwLock` to rwlog in
+//!   phases (shadow writes, verified reads, cut-over and rollback).
 //! - One [`Error`] type.
 //!
 //! # Features
@@ -141,6 +143,7 @@ mod event;
 mod faults;
 mod hub;
 mod log;
+pub mod migrate;
 #[cfg(feature = "durable")]
 pub mod ops;
 mod position;

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["sequencer", "subscription", "aggregate"],
     &["projection", "actor"],
     &["runtime", "ops"],
-    &["cli"],
+    &["migrate", "cli"],
     &["lib"],
 ];
 

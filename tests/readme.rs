@@ -30,3 +30,40 @@ fn the_migration_section_quotes_the_example() {
         "the rwlog half is {a} lines against the lock's {b}"
     );
 }
+
+/// The example's lines between `// {name}: begin` and `// {name}: end`,
+/// without their common indentation.
+fn quoted(example: &str, name: &str) -> String {
+    let block = between(
+        example,
+        &format!("// {name}: begin\n"),
+        &format!("// {name}: end\n"),
+    )
+    .trim_end();
+    let indent = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    block
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_running_migration_section_quotes_the_example_phase_by_phase() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/examples/migrate.rs")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let section = between(&readme, "## Migrating a running program\n", "\n## ");
+    for phase in ["shadow", "reads", "cut-over"] {
+        let code = quoted(&example, phase);
+        assert!(
+            section.contains(&format!("```rust\n{code}\n```")),
+            "README lacks the example's {phase} phase:\n{code}"
+        );
+    }
+}
