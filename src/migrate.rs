@@ -373,6 +373,12 @@ impl<E: Event, L: Legacy<E>> Migration<E, L> {
     /// acknowledgement). The wait is for projections, which run behind,
     /// and to find a failed view before the legacy state is left behind.
     ///
+    /// The timeout bounds that wait only: stopping legacy writes first
+    /// waits, without a bound, for the dual writes in flight, and so for a
+    /// legacy update blocked on the old store's lock (a thread that calls a
+    /// dual write while holding the old lock itself deadlocks there, as it
+    /// would with the old code).
+    ///
     /// Errors: [`Error::CutOverAbandoned`] if a view or projection failed
     /// or the wait passed
     /// [`cut_over_timeout`](MigrationOptions::cut_over_timeout): the

@@ -57,6 +57,11 @@ pub(super) struct Inner<E: Event, L> {
     /// The last position applied to the legacy state (stored under
     /// `follow`, after the update; read by verification without a lock).
     pub(super) applied: AtomicU64,
+    /// The position being applied to the legacy state: stored before the
+    /// update starts, so a verified read that saw any of the update (through
+    /// the legacy store's lock) also sees this move past `applied`, and
+    /// does not compare a legacy state ahead of the position it checked.
+    pub(super) applying: AtomicU64,
     /// Whether the legacy state is written and read: changed only under
     /// the gate held exclusively.
     pub(super) live: AtomicBool,
@@ -82,6 +87,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
             gate: RwLock::new(()),
             follow: Mutex::new(BTreeMap::new()),
             applied: AtomicU64::new(head.0),
+            applying: AtomicU64::new(head.0),
             live: AtomicBool::new(true),
             read_share: Share::default(),
             verify_share: Share::default(),
@@ -111,17 +117,30 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
         let mut applied = 0;
         for event in self.rt.log().read_all(from..=to) {
             let position = event.position();
+            self.applying.store(position.0, Ordering::Release);
             let outcome = match sync::catch_unwind(|| self.legacy.apply(&event)) {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(panic) => Err(format!("panicked: {}", sync::panic_message(&*panic))),
+                Ok(Err(e)) => Err((e.to_string(), false)),
+                Err(panic) => Err((format!("panicked: {}", sync::panic_message(&*panic)), true)),
             };
-            if let Err(message) = outcome {
+            if let Err((message, panicked)) = outcome {
                 self.counters
                     .failed_legacy_writes
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%position, error = %message, "the legacy store failed to apply an event");
+                // An error leaves the legacy state as it was (the `Legacy`
+                // contract), so a replay stops before the event and a retry
+                // applies it. A panic may have left part of it: it is
+                // never applied again (that could apply it twice).
+                if stop && !panicked {
+                    self.applying.store(position.0 - 1, Ordering::Release);
+                    return Err(Error::Legacy { position, message });
+                }
                 if stop {
+                    self.applied.store(position.0, Ordering::Release);
+                    let message = format!(
+                        "{message}; the legacy state may hold part of this event, and it is not applied again"
+                    );
                     return Err(Error::Legacy { position, message });
                 }
                 if failures.len() >= KEPT_FAILURES {
@@ -167,7 +186,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
         };
         match self.caught_up(head) {
             Ok(()) => {
-                self.phase.store(CUT_OVER, Ordering::Relaxed);
+                self.phase.store(CUT_OVER, Ordering::Release);
                 tracing::info!(%at, "migration cut over: the legacy state is no longer written");
                 Ok(at)
             }
@@ -195,18 +214,18 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
         if unpoison(self.cut_at.lock()).is_none() {
             return Ok(0);
         }
-        self.phase.store(ROLLING_BACK, Ordering::Relaxed);
+        self.phase.store(ROLLING_BACK, Ordering::Release);
         let _gate = unpoison(self.gate.write());
         let replayed = match self.follow_to(self.rt.head(), true) {
             Ok(n) => n,
             Err(e) => {
-                self.phase.store(CUT_OVER, Ordering::Relaxed);
+                self.phase.store(CUT_OVER, Ordering::Release);
                 return Err(e);
             }
         };
         self.live.store(true, Ordering::Release);
         *unpoison(self.cut_at.lock()) = None;
-        self.phase.store(LIVE, Ordering::Relaxed);
+        self.phase.store(LIVE, Ordering::Release);
         tracing::info!(
             replayed,
             "migration rolled back: the legacy state is written again"
@@ -217,7 +236,8 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
     /// Waits until every view and running projection reaches `head`, or
     /// one fails, or the cut-over's time is up.
     fn caught_up(&self, head: Position) -> std::result::Result<(), String> {
-        let deadline = Instant::now() + self.options.cut_over_timeout;
+        // No deadline for a timeout too long to add (`Duration::MAX`).
+        let deadline = Instant::now().checked_add(self.options.cut_over_timeout);
         loop {
             let stats = self.rt.stats();
             let mut behind = None;
@@ -238,7 +258,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
                 }
             }
             let Some(behind) = behind else { return Ok(()) };
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(format!(
                     "{behind} had not reached the head ({head}) after {:?}",
                     self.options.cut_over_timeout
