@@ -557,7 +557,14 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         .filter(|v| v.failure.is_some())
         .map(|v| v.name.as_str())
         .collect();
-    let healthy = stats.storage_failure.is_none() && failed_views.is_empty();
+    let failed_projections: Vec<&str> = stats
+        .projections
+        .iter()
+        .filter(|p| p.failure.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    let healthy =
+        stats.storage_failure.is_none() && failed_views.is_empty() && failed_projections.is_empty();
     let body = json!({
         "status": if healthy { "healthy" } else { "unhealthy" },
         "timestamp": rwlog::Timestamp::now().to_string(),
@@ -566,6 +573,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         "totalStreams": app.rt.log().stream_count(),
         "storageFailure": stats.storage_failure,
         "failedViews": failed_views,
+        "failedProjections": failed_projections,
     });
     let status = if healthy {
         StatusCode::OK
