@@ -67,6 +67,7 @@ impl View<Transferred> for Ledger {
     }
 }
 
+// types: begin
 /// The old write path, as a function of the event.
 fn old_transfer(m: &mut HashMap<u64, i64>, e: &Recorded<Transferred>) {
     let t = e.payload();
@@ -74,8 +75,10 @@ fn old_transfer(m: &mut HashMap<u64, i64>, e: &Recorded<Transferred>) {
     *m.entry(t.to).or_default() += t.amount;
 }
 
-type Reads = MigrationReader<Transferred, Legacy, Ledger, u64, Option<i64>>;
-type Legacy = LegacyLock<HashMap<u64, i64>, fn(&mut HashMap<u64, i64>, &Recorded<Transferred>)>;
+/// Names for the handles' types, to keep them in fields or pass them on.
+type OldStore = LegacyLock<HashMap<u64, i64>, fn(&mut HashMap<u64, i64>, &Recorded<Transferred>)>;
+type Reads = MigrationReader<Transferred, OldStore, Ledger, u64, Option<i64>>;
+// types: end
 
 fn main() -> rwlog::Result<()> {
     let phase_ms = std::env::args()
@@ -91,7 +94,7 @@ fn main() -> rwlog::Result<()> {
     let rt = Runtime::<Transferred>::builder()
         .view("ledger", Ledger::new(opening, broken))
         .build()?;
-    let legacy: Legacy = LegacyLock::new(Arc::clone(&balances), old_transfer);
+    let legacy: OldStore = LegacyLock::new(Arc::clone(&balances), old_transfer);
     let migration = Migration::new(&rt, legacy);
     let writer = migration.writer(); // every write: the event, then the old state
     let reads: Reads = migration.reader(
@@ -169,7 +172,7 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn start(writer: &DualWriter<Transferred, Legacy>, reads: &Reads) -> Traffic {
+    fn start(writer: &DualWriter<Transferred, OldStore>, reads: &Reads) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for t in 0..WRITERS {

@@ -10,7 +10,8 @@
 //! rwlog import DIR [FILE]       (FILE or standard input; DIR is made if missing)
 //! ```
 //!
-//! Exit codes: 0 done; 1 an error (I/O, a bad import line); 2 bad usage;
+//! Exit codes: 0 done; 1 an error (I/O, a bad import line); 2 bad usage
+//! (`export` or `import` in a tool without the event type included);
 //! 3 damage found (the message names the file and offset); 4 the
 //! directory is in use by a runtime, or a target is not empty.
 //!
@@ -45,7 +46,13 @@ use crate::runtime::Runtime;
 use crate::storage::{BackupProgress, Storage};
 
 #[derive(Parser)]
-#[command(name = "rwlog", version, about = "Operate rwlog log directories")]
+#[command(
+    name = "rwlog",
+    version,
+    about = "Operate rwlog log directories",
+    after_help = "Exit codes: 0 done; 1 an error; 2 bad usage; 3 damage found (file and offset named); \
+                  4 the directory is in use by a runtime, or a target is not empty."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,15 +61,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// What a log directory holds: identity, head, segments, snapshots, checkpoints.
-    Info { dir: PathBuf },
+    Info {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// Checks every batch header and every frame checksum of a log directory.
-    Verify { dir: PathBuf },
+    Verify {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// Backs up a log directory that no runtime has open into DEST (new or empty).
-    Backup { dir: PathBuf, dest: PathBuf },
+    Backup {
+        /// The log directory (for a log in use, call `Runtime::backup` in its process).
+        dir: PathBuf,
+        /// Where the backup goes: a new or empty directory.
+        dest: PathBuf,
+    },
     /// Checks every byte of BACKUP, then restores it into DIR (new or empty).
-    Restore { backup: PathBuf, dir: PathBuf },
+    Restore {
+        /// A backup directory (holding `rwlog.backup`).
+        backup: PathBuf,
+        /// Where the log goes: a new or empty directory.
+        dir: PathBuf,
+    },
     /// Writes the log as JSON lines to standard output (needs the event type).
     Export {
+        /// The log directory.
         dir: PathBuf,
         /// The first position to write.
         #[arg(long)]
@@ -75,7 +99,12 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Appends the JSON lines of FILE (or standard input) to the log (needs the event type).
-    Import { dir: PathBuf, file: Option<PathBuf> },
+    Import {
+        /// The log directory (made if missing).
+        dir: PathBuf,
+        /// A JSON-lines file; standard input without it.
+        file: Option<PathBuf>,
+    },
 }
 
 /// What `export` and `import` need of the event type.
@@ -161,6 +190,11 @@ fn run_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>, typed: 
         Ok(()) => 0,
         Err(e) => {
             eprintln!("rwlog: {e}");
+            if matches!(e, Error::Locked { .. }) {
+                eprintln!(
+                    "rwlog: a log in use is backed up from its own process: `Runtime::backup`"
+                );
+            }
             code_of(&e)
         }
     }
@@ -169,6 +203,8 @@ fn run_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>, typed: 
 /// The exit code for an error.
 fn code_of(e: &Error) -> u8 {
     match e {
+        // This tool was asked for what it cannot do: bad usage.
+        Error::Config(why) if *why == NEEDS_TYPE => 2,
         Error::Corrupt { .. } => 3,
         Error::Locked { .. } | Error::NotEmpty { .. } => 4,
         _ => 1,

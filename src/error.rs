@@ -148,6 +148,17 @@ pub enum Error {
         dir: std::path::PathBuf,
     },
 
+    /// A projection's handler failed (returned an error or panicked): the
+    /// projection stopped there. What a wait for a later position gets.
+    #[error("projection `{name}` failed {message}")]
+    ProjectionFailed {
+        /// The projection.
+        name: String,
+        /// Where and why, as the projection records it ("at position 3:
+        /// no stock").
+        message: String,
+    },
+
     /// A line of a JSON-lines import could not be imported: the line's
     /// number (from 1) and why. Nothing from that line on was appended.
     #[error("import, line {line}: {reason}")]

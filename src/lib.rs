@@ -44,7 +44,8 @@
 //!   subscriptions as `futures_core::Stream`s (tokio). The waiting reads'
 //!   futures (`at_least_async`, `changed`, …) need no feature.
 //! - `durable` (default): `Storage::dir` (segment files), persisted views,
-//!   projection checkpoints on disk, upcasters (bincode, crc32c). Without
+//!   projection checkpoints on disk, upcasters, backup and restore, and
+//!   [`ops`] (bincode, crc32c). Without
 //!   it and `async`, the crate builds with neither tokio nor bincode.
 //! - `metrics`: appends, batches, queue depth, append latency, event and
 //!   storage sizes, view and projection lag, through the `metrics` facade
@@ -52,6 +53,11 @@
 //! - `postgres`: `Storage::postgres`, a log shared through PostgreSQL
 //!   (tokio-postgres, on a thread and runtime of rwlog's own, so no call
 //!   ever blocks inside a caller's runtime).
+//! - `jsonl`: `Runtime::export_jsonl` / `import_jsonl`, the log as JSON
+//!   lines (serde_json).
+//! - `cli`: the `rwlog` command-line tool (`info`, `verify`, `backup`,
+//!   `restore`; `export` and `import` in a tool built with your event type
+//!   through `cli::main_for`), with clap.
 //!
 //! # Guarantees
 //!

@@ -180,7 +180,8 @@ pub struct LegacyLock<T, F> {
 
 impl<T, F> LegacyLock<T, F> {
     /// The legacy store `lock`, changed by `fold(&mut state, event)` for
-    /// every event.
+    /// every event. The event's type cannot be inferred from a closure here:
+    /// name it, `|m, e: &Recorded<MyEvent>| ...`, or pass a `fn`.
     pub fn new<E>(lock: Arc<RwLock<T>>, fold: F) -> LegacyLock<T, F>
     where
         F: Fn(&mut T, &Recorded<E>),

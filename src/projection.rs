@@ -18,7 +18,6 @@ pub(crate) use task::start as start_task;
 pub use task::AsyncProjection;
 
 use std::fmt;
-use std::io;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -157,8 +156,10 @@ impl ProjectionState {
             return Some(Ok(()));
         }
         if let Some(f) = self.failure.get() {
-            let why = format!("projection `{}` failed {f}", self.name);
-            return Some(Err(Error::Io(io::Error::other(why))));
+            return Some(Err(Error::ProjectionFailed {
+                name: self.name.clone(),
+                message: f.clone(),
+            }));
         }
         if !self.is_running() {
             return Some(Err(Error::Closed));
@@ -315,7 +316,7 @@ impl Projection {
     /// timeout passed ([`Error::Timeout`]). Parks the thread; see
     /// [`wait_for_async`](Projection::wait_for_async) for tasks.
     ///
-    /// Errors: [`Error::Timeout`]; [`Error::Io`] naming the handler's
+    /// Errors: [`Error::Timeout`]; [`Error::ProjectionFailed`] naming the handler's
     /// failure; [`Error::Closed`] if the projection stopped before it.
     pub fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
         self.state.wait_for(position, timeout)

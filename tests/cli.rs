@@ -122,7 +122,7 @@ fn export_and_import_need_the_event_type() {
     let log = root.path().join("log");
     filled(&log).shutdown().unwrap();
     let untyped = rwlog(&[Path::new("export"), &log]);
-    assert_eq!(untyped.status.code(), Some(1), "{}", text(&untyped));
+    assert_eq!(untyped.status.code(), Some(2), "{}", text(&untyped));
     assert!(text(&untyped).contains("main_for"), "{}", text(&untyped));
 
     // A tool built with the type: export, import into a new directory, twice.

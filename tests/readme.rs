@@ -59,7 +59,7 @@ fn the_running_migration_section_quotes_the_example_phase_by_phase() {
     let example = std::fs::read_to_string(format!("{root}/examples/migrate.rs")).unwrap();
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let section = between(&readme, "## Migrating a running program\n", "\n## ");
-    for phase in ["shadow", "reads", "cut-over"] {
+    for phase in ["types", "shadow", "reads", "cut-over"] {
         let code = quoted(&example, phase);
         assert!(
             section.contains(&format!("```rust\n{code}\n```")),

@@ -1,12 +1,14 @@
 //! Async projections: an `async fn` handler run as a tokio task, for
 //! handlers that await (an HTTP client, a database driver).
 //!
-//! Stopping such a projection must not block: it may be stopped from a task
-//! on the very thread that runs it. So the stopper does not wait for the
-//! task. It takes the progress lock, saves the checkpoint of the last event
-//! handled and marks the projection stopped; the task records nothing after
-//! that (an event it was handling meanwhile is delivered again after a
-//! restart: at least once), and ends at its next step.
+//! Stopping such a projection must not block a thread: it may be stopped
+//! from a task on the very thread that runs it. So stopping (by a drop, or
+//! by the runtime's shutdown) does not wait for the task: it takes the
+//! progress lock, saves the checkpoint of the last event handled and marks
+//! the projection stopped; the task records nothing after that (an event it
+//! was handling meanwhile is delivered again after a restart: at least
+//! once), and ends at its next step. [`AsyncProjection::stop`] does the
+//! same and then awaits the task's end, without blocking.
 
 use std::fmt;
 use std::future::Future;
@@ -92,7 +94,7 @@ impl AsyncProjection {
     }
 
     /// Resolves once the projection has handled `position`, or failed
-    /// ([`Error::Io`] naming the failure), or stopped first
+    /// ([`Error::ProjectionFailed`]), or stopped first
     /// ([`Error::Closed`]). No timeout: wrap it in one.
     pub async fn wait_for_async(&self, position: Position) -> Result<()> {
         self.state.wait_for_async(position).await

@@ -11,7 +11,7 @@ use crate::sync::Arc;
 use super::Runtime;
 
 impl<E: Event> Runtime<E> {
-    /// Starts an async projection: `projector` handles every event after
+    /// Starts a projection: `projector` handles every event after
     /// the projection's checkpoint (from the start for a new name), on its
     /// own thread, saving the checkpoint every 1000 events (see
     /// [`projection_with`](Runtime::projection_with)). With a durable log the
@@ -19,7 +19,10 @@ impl<E: Event> Runtime<E> {
     /// resumes after a restart; otherwise it resumes when restarted under
     /// the same name in this runtime. Delivery is at least once.
     ///
-    /// The closure's event type is inferred: `rt.projection("mailer", |e| ...)`.
+    /// The closure's event type is inferred: `rt.projection("mailer", |e| ...)`;
+    /// it returns `Result<(), ProjectionError>` (`Ok(())` when handled). For
+    /// a handler that awaits, see
+    /// [`projection_async`](Runtime::projection_async).
     /// A [`Projector`] of your own goes through
     /// [`projection_with`](Runtime::projection_with).
     pub fn projection<F>(&self, name: &str, handler: F) -> Result<Projection>
