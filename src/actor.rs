@@ -19,12 +19,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::aggregate::{Aggregate, CommandError, CommandStatus, Done};
 use crate::error::Error;
-use crate::event::{Event, Metadata, NewEvent};
-use crate::log::Log;
-use crate::position::{Expected, StreamId};
+use crate::position::StreamId;
 use crate::sync::{Arc, Mutex};
 use crate::write::Writer;
 use uuid::Uuid;
+
+mod shard;
+
+use shard::Actor;
+pub(crate) use shard::StreamSource;
 
 /// Settings of [`Runtime::actors_with`](crate::Runtime::actors_with).
 #[derive(Clone, Debug)]
@@ -207,6 +210,13 @@ impl<A: Aggregate> Actors<A> {
         &self.mailboxes[(hash % self.mailboxes.len() as u64) as usize]
     }
 
+    /// A command that could not be queued (the actors are gone): its
+    /// status says so rather than staying pending.
+    fn unsent<T>(&self, id: Uuid, error: T) -> T {
+        self.set_status(id, CommandStatus::Failed(Error::Closed.to_string()));
+        error
+    }
+
     fn envelope(
         &self,
         stream: StreamId,
@@ -259,7 +269,7 @@ impl<A: Aggregate> Actors<A> {
         self.shard(&stream)
             .send(envelope)
             .await
-            .map_err(|_| CommandError::Runtime(Error::Closed))?;
+            .map_err(|e| self.unsent(e.0.id, CommandError::Runtime(Error::Closed)))?;
         rx.await.map_err(|_| CommandError::Runtime(Error::Closed))?
     }
 
@@ -275,7 +285,7 @@ impl<A: Aggregate> Actors<A> {
         let envelope = self.envelope(stream.clone(), command, None, Some(tx));
         self.shard(&stream)
             .blocking_send(envelope)
-            .map_err(|_| CommandError::Runtime(Error::Closed))?;
+            .map_err(|e| self.unsent(e.0.id, CommandError::Runtime(Error::Closed)))?;
         rx.blocking_recv()
             .map_err(|_| CommandError::Runtime(Error::Closed))?
     }
@@ -296,7 +306,7 @@ impl<A: Aggregate> Actors<A> {
         self.shard(&stream)
             .send(envelope)
             .await
-            .map_err(|_| Error::Closed)?;
+            .map_err(|e| self.unsent(e.0.id, Error::Closed))?;
         Ok(Submitted { id, outcome: rx })
     }
 
@@ -333,126 +343,5 @@ impl<Err> std::future::Future for Submitted<Err> {
         std::pin::Pin::new(&mut self.outcome)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(CommandError::Runtime(Error::Closed))))
-    }
-}
-
-/// Reads a stream's events, without the runtime's other parts.
-pub(crate) trait StreamSource<E>: Send + Sync {
-    /// The stream's events (payload and version), oldest first.
-    fn stream(&self, stream: &str) -> Vec<(u64, E)>;
-}
-
-impl<E: Event + Clone> StreamSource<E> for crate::hub::Hub<E> {
-    fn stream(&self, stream: &str) -> Vec<(u64, E)> {
-        let log: &Log<E> = &self.log;
-        log.read_stream(stream, 1)
-            .map(|e| (e.version, e.payload.clone()))
-            .collect()
-    }
-}
-
-/// One actor: owns the aggregates of its streams.
-struct Actor<A: Aggregate> {
-    writer: Writer<A::Event>,
-    log: Arc<dyn StreamSource<A::Event>>,
-    aggregates: HashMap<StreamId, (A, u64)>,
-    statuses: Arc<Mutex<Statuses>>,
-    retries: u32,
-}
-
-impl<A: Aggregate> Actor<A> {
-    async fn run(mut self, mut mailbox: mpsc::Receiver<Envelope<A>>) {
-        while let Some(envelope) = mailbox.recv().await {
-            let Envelope {
-                id,
-                correlation,
-                stream,
-                command,
-                reply,
-            } = envelope;
-            self.set_status(id, CommandStatus::Processing);
-            let outcome = self.handle(id, correlation, stream, command).await;
-            let status = match &outcome {
-                Ok(done) => CommandStatus::Completed(*done),
-                Err(e) => CommandStatus::Failed(e.to_string()),
-            };
-            self.set_status(id, status);
-            if let Some(reply) = reply {
-                let _ = reply.send(outcome);
-            }
-        }
-    }
-
-    fn set_status(&self, id: Uuid, status: CommandStatus) {
-        self.statuses.lock().set(id, status);
-    }
-
-    fn load(&self, stream: &StreamId) -> (A, u64) {
-        let mut aggregate = A::default();
-        let mut version = 0;
-        for (v, event) in self.log.stream(stream.as_str()) {
-            aggregate.apply(&event);
-            version = v;
-        }
-        (aggregate, version)
-    }
-
-    async fn handle(
-        &mut self,
-        id: Uuid,
-        correlation: Uuid,
-        stream: StreamId,
-        command: A::Command,
-    ) -> Result<Done, CommandError<A::Error>> {
-        if !self.aggregates.contains_key(&stream) {
-            let loaded = self.load(&stream);
-            self.aggregates.insert(stream.clone(), loaded);
-        }
-        let metadata = Metadata::new().causation(id).correlation(correlation);
-        for attempt in 1..=self.retries + 1 {
-            let Some((aggregate, version)) = self.aggregates.get_mut(&stream) else {
-                return Err(CommandError::Runtime(Error::Closed));
-            };
-            let events = aggregate.handle(&command).map_err(CommandError::Domain)?;
-            if events.is_empty() {
-                return Ok(Done {
-                    command: id,
-                    position: None,
-                    version: *version,
-                    events: 0,
-                });
-            }
-            let batch: Vec<NewEvent<A::Event>> = events
-                .iter()
-                .map(|e| NewEvent::new(e.clone()).metadata(metadata.clone()))
-                .collect();
-            let appended = self
-                .writer
-                .append_expecting_async(&stream, Expected::Exact(*version), batch)
-                .await;
-            match appended {
-                Ok(ack) => {
-                    for e in &events {
-                        aggregate.apply(e);
-                    }
-                    *version = ack.version;
-                    return Ok(Done {
-                        command: id,
-                        position: Some(ack.position),
-                        version: ack.version,
-                        events: ack.count,
-                    });
-                }
-                Err(Error::Conflict { .. }) => {
-                    tracing::debug!(stream = %stream, attempt, "conflict; reloading the aggregate");
-                    let reloaded = self.load(&stream);
-                    self.aggregates.insert(stream.clone(), reloaded);
-                }
-                Err(e) => return Err(CommandError::Runtime(e)),
-            }
-        }
-        Err(CommandError::Conflict {
-            attempts: self.retries + 1,
-        })
     }
 }

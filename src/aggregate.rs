@@ -59,6 +59,10 @@ pub enum CommandError<D> {
     },
     /// The runtime refused or failed the append (`Closed`, `Io`, …).
     Runtime(Error),
+    /// The aggregate's `handle` or `apply` panicked, with this message.
+    /// The stream's aggregate is reloaded from the log for its next
+    /// command; if the append was made before the panic, the log holds it.
+    Panicked(String),
 }
 
 impl<D: fmt::Display> fmt::Display for CommandError<D> {
@@ -72,6 +76,7 @@ impl<D: fmt::Display> fmt::Display for CommandError<D> {
                 )
             }
             CommandError::Runtime(e) => write!(f, "{e}"),
+            CommandError::Panicked(message) => write!(f, "the aggregate panicked: {message}"),
         }
     }
 }

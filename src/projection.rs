@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
 use crate::hub::Hub;
 use crate::position::Position;
-use crate::signal::Signal;
+use crate::signal::{Registration, Signal};
 use crate::storage::is_plain_file_name;
 use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
 
@@ -128,20 +128,31 @@ impl ProjectionState {
     fn advanced<E>(&self, event: &Recorded<E>, head: Position) {
         self.handled.store(event.position.0, Ordering::Relaxed);
         self.signal.notify();
+        self.report_lag(event, head);
+    }
+
+    /// The lag metric, as of handling `event` (no work without metrics).
+    fn report_lag<E>(&self, event: &Recorded<E>, head: Position) {
+        if !crate::telemetry::ENABLED {
+            return;
+        }
         let age = crate::event::Timestamp::now()
             .as_nanos()
             .saturating_sub(event.recorded_at.as_nanos());
-        let behind = head.0.saturating_sub(event.position.0);
+        let behind = head.0.saturating_sub(self.handled().0);
         crate::telemetry::projection_lag(&self.name, behind, Duration::from_nanos(age));
     }
 
-    /// Records the handler's failure at `position`.
-    fn fail(&self, position: Position, message: &str) {
+    /// Records the handler's failure on `event` (`head`: the log's head).
+    fn fail<E>(&self, event: &Recorded<E>, head: Position, message: &str) {
+        let position = event.position;
         tracing::error!(projection = %self.name, %position, %message, "projection failed");
         let _ = self
             .failure
             .set(format!("at position {position}: {message}"));
         self.signal.notify();
+        crate::telemetry::projection_failed(&self.name);
+        self.report_lag(event, head);
     }
 
     /// Marks the projection stopped, for waiters and stats.
@@ -180,16 +191,11 @@ impl ProjectionState {
 
     /// [`wait_for`](ProjectionState::wait_for) as a future.
     async fn wait_for_async(&self, position: Position) -> Result<()> {
-        std::future::poll_fn(|cx| {
-            if let Some(done) = self.settled(position) {
-                return std::task::Poll::Ready(done);
-            }
-            self.signal.register(cx.waker());
-            match self.settled(position) {
-                Some(done) => std::task::Poll::Ready(done),
-                None => std::task::Poll::Pending,
-            }
-        })
+        Handled {
+            state: self,
+            position,
+            reg: Registration::default(),
+        }
         .await
     }
 
@@ -205,6 +211,39 @@ impl ProjectionState {
             runner,
             signal: Signal::default(),
         }
+    }
+}
+
+/// Waits for a projection to handle a position, woken by its signal.
+struct Handled<'a> {
+    state: &'a ProjectionState,
+    position: Position,
+    reg: Registration,
+}
+
+impl std::future::Future for Handled<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        let this = self.get_mut();
+        if let Some(done) = this.state.settled(this.position) {
+            return std::task::Poll::Ready(done);
+        }
+        this.state.signal.register(&mut this.reg, cx.waker());
+        match this.state.settled(this.position) {
+            Some(done) => std::task::Poll::Ready(done),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Handled<'_> {
+    fn drop(&mut self) {
+        // Dropped before its wake-up: take the waker out.
+        self.state.signal.unregister(&mut self.reg);
     }
 }
 

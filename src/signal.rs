@@ -21,10 +21,24 @@ use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
     waiters: AtomicUsize,
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Wakers>,
     cv: Condvar,
     faults: Faults,
 }
+
+/// The registered wakers, each under the key of the wait that registered
+/// it, so that a wait dropped before its wake-up takes its waker out (a
+/// waker keeps its task alive).
+#[derive(Debug, Default)]
+struct Wakers {
+    list: Vec<(u64, Waker)>,
+    next_key: u64,
+}
+
+/// A wait's registration with a [`Signal`]: its key while its waker is
+/// registered. Dropping the wait should [`unregister`](Signal::unregister).
+#[derive(Debug, Default)]
+pub(crate) struct Registration(Option<u64>);
 
 impl Signal {
     pub(crate) fn new(faults: Faults) -> Signal {
@@ -50,13 +64,13 @@ impl Signal {
         }
         let wakers = {
             let mut guard = self.lock();
-            let wakers = std::mem::take(&mut *guard);
+            let wakers = std::mem::take(&mut guard.list);
             // Registered wakers count as waiters until taken here.
             self.waiters.fetch_sub(wakers.len(), Ordering::Relaxed);
             wakers
         };
         self.cv.notify_all();
-        for w in wakers {
+        for (_, w) in wakers {
             w.wake();
         }
     }
@@ -95,16 +109,30 @@ impl Signal {
         ok
     }
 
-    /// Registers a task to wake at the next notify. The caller must check its
-    /// condition again after this returns, and return `Pending` only if it
-    /// still does not hold.
-    pub(crate) fn register(&self, waker: &Waker) {
+    /// Registers a task to wake at the next notify, for the wait that owns
+    /// `reg` (polled again, the wait replaces its own waker: one entry per
+    /// wait). The caller must check its condition again after this returns,
+    /// and return `Pending` only if it still does not hold.
+    pub(crate) fn register(&self, reg: &mut Registration, waker: &Waker) {
         {
             let mut wakers = self.lock();
-            if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
-                // Counted under the lock, so `notify` subtracts exactly what it takes.
-                self.waiters.fetch_add(1, Ordering::Relaxed);
+            let mine = reg
+                .0
+                .and_then(|key| wakers.list.iter_mut().find(|(k, _)| *k == key));
+            match mine {
+                Some((_, w)) => {
+                    if !w.will_wake(waker) {
+                        w.clone_from(waker);
+                    }
+                }
+                None => {
+                    let key = wakers.next_key;
+                    wakers.next_key += 1;
+                    wakers.list.push((key, waker.clone()));
+                    reg.0 = Some(key);
+                    // Counted under the lock, so `notify` subtracts exactly what it takes.
+                    self.waiters.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         // Pairs with the fence in `notify`: either it sees this waiter, or the
@@ -112,7 +140,18 @@ impl Signal {
         self.fence();
     }
 
-    fn lock(&self) -> crate::sync::MutexGuard<'_, Vec<Waker>> {
+    /// Takes the waker of the wait that owns `reg` out, if a notify has not
+    /// already: for a wait dropped before it was woken.
+    pub(crate) fn unregister(&self, reg: &mut Registration) {
+        let Some(key) = reg.0.take() else { return };
+        let mut wakers = self.lock();
+        if let Some(i) = wakers.list.iter().position(|(k, _)| *k == key) {
+            wakers.list.swap_remove(i);
+            self.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn lock(&self) -> crate::sync::MutexGuard<'_, Wakers> {
         self.wakers.lock()
     }
 }

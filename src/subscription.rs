@@ -137,13 +137,42 @@ impl<E: Event> Iterator for Subscription<E> {
 /// ```
 #[cfg(feature = "async")]
 #[derive(Debug)]
-pub struct SubscriptionStream<E>(Subscription<E>);
+pub struct SubscriptionStream<E> {
+    sub: Subscription<E>,
+    waiting: Waiting<E>,
+}
+
+/// A stream's registration with the runtime's signal, taken out when the
+/// stream is dropped (a registered waker keeps its task alive).
+#[cfg(feature = "async")]
+struct Waiting<E> {
+    hub: Arc<Hub<E>>,
+    reg: crate::signal::Registration,
+}
+
+#[cfg(feature = "async")]
+impl<E> fmt::Debug for Waiting<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiting").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<E> Drop for Waiting<E> {
+    fn drop(&mut self) {
+        self.hub.signal.unregister(&mut self.reg);
+    }
+}
 
 #[cfg(feature = "async")]
 impl<E: Event> Subscription<E> {
     /// This cursor as a stream, from where it is.
     pub fn into_stream(self) -> SubscriptionStream<E> {
-        SubscriptionStream(self)
+        let waiting = Waiting {
+            hub: Arc::clone(&self.shared),
+            reg: crate::signal::Registration::default(),
+        };
+        SubscriptionStream { sub: self, waiting }
     }
 }
 
@@ -151,12 +180,12 @@ impl<E: Event> Subscription<E> {
 impl<E: Event> SubscriptionStream<E> {
     /// The position of the next event it yields.
     pub fn position(&self) -> Position {
-        self.0.next
+        self.sub.next
     }
 
     /// Back to a blocking iterator, from where it is.
     pub fn into_blocking(self) -> Subscription<E> {
-        self.0
+        self.sub
     }
 }
 
@@ -169,14 +198,17 @@ impl<E: Event> futures_core::Stream for SubscriptionStream<E> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        let sub = &mut self.0;
+        let this = &mut *self;
+        let sub = &mut this.sub;
         if let Some(e) = sub.try_next() {
             return Poll::Ready(Some(e));
         }
         if sub.shared.exited() {
             return Poll::Ready(sub.try_next());
         }
-        sub.shared.signal.register(cx.waker());
+        sub.shared
+            .signal
+            .register(&mut this.waiting.reg, cx.waker());
         // Re-check after registering: a batch published in between would
         // otherwise not wake us.
         if let Some(e) = sub.try_next() {

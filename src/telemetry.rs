@@ -18,6 +18,7 @@
 //! | `rwlog_view_lag_seconds` | gauge, `view` | age of the oldest event the view has not applied |
 //! | `rwlog_projection_lag_positions` | gauge, `projection` | events the projection has not handled |
 //! | `rwlog_projection_lag_seconds` | gauge, `projection` | age of the last event it handled, when it handled it |
+//! | `rwlog_projection_failed` | gauge, `projection` | 1 once its handler failed (its lag gauges then stay where the failure left them) |
 //!
 //! Alerting on lag (a projection falling behind, a failed view) is the
 //! exporter's and the monitoring system's job: these gauges are what such
@@ -28,6 +29,10 @@
 use std::time::Duration;
 #[cfg(feature = "metrics")]
 use std::time::Instant;
+
+/// Whether metrics are recorded: callers skip the work of a metric's
+/// arguments (a clock read, a load) when not.
+pub(crate) const ENABLED: bool = cfg!(feature = "metrics");
 
 /// When an append started, if metrics are recorded.
 #[derive(Clone, Copy)]
@@ -100,6 +105,12 @@ pub(crate) fn view_lag(view: &str, positions: u64, age: Duration) {
         metrics::gauge!("rwlog_view_lag_positions", "view" => view.clone()).set(positions as f64);
         metrics::gauge!("rwlog_view_lag_seconds", "view" => view).set(age.as_secs_f64());
     }
+}
+
+/// A projection's handler failed.
+pub(crate) fn projection_failed(projection: &str) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("rwlog_projection_failed", "projection" => projection.to_owned()).set(1.0);
 }
 
 /// A projection's distance from the head, in events and in age.

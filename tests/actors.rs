@@ -204,3 +204,62 @@ async fn a_submitted_command_is_awaited() {
         other => panic!("expected the aggregate's refusal, got {other:?}"),
     }
 }
+
+/// Panics on its `Boom` command.
+#[derive(Default, Debug)]
+struct Touchy(u64);
+
+#[derive(Debug)]
+enum Poke {
+    Fine,
+    Boom,
+}
+
+impl Aggregate for Touchy {
+    type Command = Poke;
+    type Event = Counter;
+    type Error = String;
+
+    fn handle(&self, command: &Poke) -> Result<Vec<Counter>, String> {
+        match command {
+            Poke::Boom => panic!("a bug in the aggregate"),
+            Poke::Fine => Ok(vec![Counter::Incremented { to: self.0 + 1 }]),
+        }
+    }
+
+    fn apply(&mut self, Counter::Incremented { to }: &Counter) {
+        self.0 = *to;
+    }
+}
+
+#[test]
+fn a_panicking_command_fails_alone_and_its_shard_goes_on() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Touchy>(1).unwrap();
+    let tasks = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tasks.block_on(async {
+        let limit = Duration::from_secs(10);
+        actors.send("a", Poke::Fine).await.unwrap();
+        let boom = actors.submit("a", Poke::Boom).await.unwrap();
+        let id = boom.id();
+        match tokio::time::timeout(limit, boom).await.unwrap() {
+            Err(CommandError::Panicked(message)) => {
+                assert!(message.contains("a bug in the aggregate"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(actors.status(id), Some(CommandStatus::Failed(_))));
+        // The same stream (its aggregate reloaded) and another: both served.
+        let again = tokio::time::timeout(limit, actors.send("a", Poke::Fine))
+            .await
+            .unwrap();
+        assert_eq!(again.unwrap().version, 2);
+        let other = tokio::time::timeout(limit, actors.send("b", Poke::Fine))
+            .await
+            .unwrap();
+        assert_eq!(other.unwrap().version, 1);
+    });
+}

@@ -290,3 +290,16 @@ fn a_running_projections_name_is_refused() {
         })
     });
 }
+
+#[test]
+fn a_projection_whose_tokio_runtime_is_gone_ends_its_waits() {
+    within(|| {
+        let rt = Runtime::<Order>::builder().build().unwrap();
+        let tasks = current_thread();
+        let p = tasks.block_on(async { rt.projection_async("p", |_| async { Ok(()) }).unwrap() });
+        drop(tasks); // its task is dropped with it, never to run again
+        let waited = current_thread().block_on(p.wait_for_async(Position(1)));
+        assert!(matches!(waited, Err(Error::Closed)), "{waited:?}");
+        assert!(!rt.stats().projections[0].running);
+    });
+}

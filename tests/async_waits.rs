@@ -7,6 +7,7 @@
 #[path = "support/domain.rs"]
 mod domain;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,4 +137,61 @@ fn a_projection_is_awaited_without_blocking() {
     p.wait_for(Position(3), Duration::from_secs(1)).unwrap();
     let stopped = p.stop().unwrap();
     assert_eq!(stopped, Position(3));
+}
+
+/// A waker that counts as alive while anything holds it.
+struct Noop;
+impl std::task::Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Polls `fut` once with a fresh waker and drops it pending (a timed-out
+/// long poll); returns the waker's weak handle.
+fn poll_once_then_drop<F: std::future::Future>(fut: F) -> std::sync::Weak<Noop> {
+    let task = Arc::new(Noop);
+    let weak = Arc::downgrade(&task);
+    let waker = std::task::Waker::from(task);
+    let mut fut = Box::pin(fut);
+    let polled = fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending(), "{}", std::any::type_name::<F>());
+    weak
+}
+
+#[test]
+fn a_wait_dropped_before_its_wake_up_takes_its_waker_out() {
+    let rt = domain::sums_runtime(|b| b);
+    let r = rt.reader::<Sums>("sums").unwrap();
+    let p = rt.projection("p", |_| Ok(())).unwrap();
+    let mut weak = Vec::new();
+    for _ in 0..2_000 {
+        weak.push(poll_once_then_drop(r.changed(Position::ZERO)));
+        weak.push(poll_once_then_drop(p.wait_for_async(Position(1))));
+        weak.push(poll_once_then_drop({
+            let mut s = rt.subscribe_stream(Position(1));
+            async move { futures::StreamExt::next(&mut s).await }
+        }));
+    }
+    // Nothing was appended: no notify took them; the drops must have.
+    let alive = weak.iter().filter(|w| w.upgrade().is_some()).count();
+    assert_eq!(alive, 0, "{alive} wakers of dropped waits still registered");
+    // A wait that is not dropped is still woken.
+    let woken = Arc::new(Woken(AtomicU64::new(0)));
+    let waker = std::task::Waker::from(Arc::clone(&woken));
+    let mut wait = Box::pin(r.changed(Position::ZERO));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(wait.as_mut().poll(&mut cx).is_pending());
+    rt.writer().append("s", add(1, 1)).unwrap();
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    assert!(wait.as_mut().poll(&mut cx).is_ready());
+    drop(p);
+}
+
+/// A waker that counts its wake-ups.
+struct Woken(AtomicU64);
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }

@@ -329,3 +329,36 @@ fn time_travel_out_of_range_is_a_clear_error() {
         Err(Error::BeforeFirstEvent { .. })
     ));
 }
+
+/// A value whose `Clone` panics for 13: the map's view fails on it.
+#[derive(Debug, PartialEq)]
+struct Unlucky(u32);
+
+impl Clone for Unlucky {
+    fn clone(&self) -> Self {
+        assert!(self.0 != 13, "unlucky");
+        Unlucky(self.0)
+    }
+}
+
+#[test]
+fn a_shared_map_whose_view_failed_says_so_instead_of_acknowledging() {
+    let m = rwlog::SharedMap::<u32, Unlucky>::new().unwrap();
+    m.insert(1, Unlucky(1)).unwrap();
+    // The insert of 13 fails the map (its clone panics as it is applied),
+    // and every write after it: the log holds them, the map will not.
+    assert!(matches!(
+        m.insert(2, Unlucky(13)),
+        Err(rwlog::Error::ViewFailed { .. })
+    ));
+    assert!(matches!(
+        m.insert(3, Unlucky(3)),
+        Err(rwlog::Error::ViewFailed { .. })
+    ));
+    assert!(matches!(m.remove(1), Err(rwlog::Error::ViewFailed { .. })));
+    assert_eq!(
+        m.get(&1),
+        Some(Unlucky(1)),
+        "the last good map stays readable"
+    );
+}

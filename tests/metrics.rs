@@ -73,4 +73,15 @@ fn the_exposition_holds_every_metric() {
         ),
         0.0
     );
+    // The auditor failed at the free item: flagged, and its lag says it
+    // stopped behind the head (not 0, as a caught-up projection's).
+    assert_eq!(
+        value(&samples, "rwlog_projection_failed{projection=\"auditor\"}"),
+        1.0
+    );
+    let behind = value(
+        &samples,
+        "rwlog_projection_lag_positions{projection=\"auditor\"}",
+    );
+    assert!(behind >= 1.0, "the failed auditor lags by {behind}");
 }

@@ -48,6 +48,13 @@ pub fn run(dir: &std::path::Path, render: impl Fn() -> String) -> rwlog::Result<
         .storage(Storage::dir(dir))
         .build()?;
     let projection = rt.projection("mailer", |_| Ok(()))?;
+    // Fails on the free item, as the picky view does.
+    let auditor = rt.projection("auditor", |e: &rwlog::Recorded<Sold>| {
+        if e.payload().price == 0 {
+            return Err("a sale at no price".into());
+        }
+        Ok(())
+    })?;
     let w = rt.writer();
     for i in 0..200u64 {
         let sold = Sold {
@@ -68,6 +75,8 @@ pub fn run(dir: &std::path::Path, render: impl Fn() -> String) -> rwlog::Result<
         },
     )?;
     projection.wait_for(last.position, Duration::from_secs(10))?;
+    let failed = auditor.wait_for(last.position, Duration::from_secs(10));
+    assert!(matches!(failed, Err(rwlog::Error::ProjectionFailed { .. })));
     let revenue = rt.reader::<Revenue>("revenue")?;
     assert!(revenue.at_least(last.position)?.position() >= Position(201));
     let text = render();
@@ -90,4 +99,5 @@ pub const METRICS: &[&str] = &[
     "rwlog_view_lag_seconds",
     "rwlog_projection_lag_positions",
     "rwlog_projection_lag_seconds",
+    "rwlog_projection_failed",
 ];

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventRef};
 use crate::hub::Hub;
 use crate::position::Position;
-use crate::signal::Signal;
+use crate::signal::{Registration, Signal};
 use crate::subscription::{Subscription, SubscriptionStream};
 use crate::sync::{self, Arc, Mutex, Ordering};
 
@@ -246,7 +246,15 @@ where
     let state = Arc::new(ProjectionState::new(name, from, Runner::Task(control)));
     let sub = Subscription::new(Arc::clone(&hub), from.next()).into_stream();
     let every = options.checkpoint_every.max(1);
-    let task = tasks.spawn(run(hub, Arc::clone(&state), sub, handler, every));
+    // However the task ends (its loop, or dropped with its tokio runtime,
+    // polled or not), the projection is stopped: its checkpoint saved, its
+    // waiters told. The guard is the future's own: dropped with it.
+    let finish = Finish(Arc::clone(&state));
+    let running = run(hub, Arc::clone(&state), sub, handler, every);
+    let task = tasks.spawn(async move {
+        let _finish = finish;
+        running.await
+    });
     if let Runner::Task(control) = &state.runner {
         *control.handle.lock() = Some(task);
     }
@@ -254,6 +262,17 @@ where
         state: Arc::clone(&state),
     };
     Ok((projection, state))
+}
+
+/// Stops the projection when dropped (see [`start`]).
+struct Finish(Arc<ProjectionState>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Runner::Task(control) = &self.0.runner {
+            control.finish(&self.0);
+        }
+    }
 }
 
 /// The task: the next event (or the stop), the handler, the record.
@@ -272,7 +291,6 @@ async fn run<E, F, Fut>(
         return;
     };
     while let Some(event) = next(&state, control, &mut sub).await {
-        let position = event.position;
         // The handler itself may panic before it returns its future.
         let outcome = match sync::catch_unwind(|| handler(event.clone())) {
             Ok(future) => handle(future).await,
@@ -280,7 +298,7 @@ async fn run<E, F, Fut>(
         };
         if let Err(message) = outcome {
             if !control.progress.lock().stopped {
-                state.fail(position, &message);
+                state.fail(&event, hub.log.head(), &message);
             }
             break;
         }
@@ -288,7 +306,6 @@ async fn run<E, F, Fut>(
             break;
         }
     }
-    control.finish(&state);
 }
 
 /// Runs one handler's future; a panic while it is polled is a failure like
@@ -317,11 +334,19 @@ async fn next<E: Event>(
     sub: &mut SubscriptionStream<E>,
 ) -> Option<EventRef<E>> {
     use futures_core::Stream;
+    /// Takes the stop wake-up's registration out when the wait ends.
+    struct Waiting<'a>(&'a Signal, Registration);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.unregister(&mut self.1);
+        }
+    }
+    let mut waiting = Waiting(&control.wake, Registration::default());
     std::future::poll_fn(|cx| {
         if state.stop.load(Ordering::Relaxed) {
             return Poll::Ready(None);
         }
-        control.wake.register(cx.waker());
+        waiting.0.register(&mut waiting.1, cx.waker());
         // Re-check after registering: a stop in between would not wake us.
         if state.stop.load(Ordering::Relaxed) {
             return Poll::Ready(None);

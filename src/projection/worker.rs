@@ -44,7 +44,7 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
                 continue;
             };
             if let Err(message) = self.handle(&event) {
-                self.state.fail(event.position, &message);
+                self.state.fail(&event, self.hub.log.head(), &message);
                 break;
             }
             self.state.advanced(&event, self.hub.log.head());

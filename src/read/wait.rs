@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use super::{Reader, SnapshotRef, Staleness};
 use crate::error::{Error, Result};
 use crate::position::Position;
+use crate::signal::Registration;
 
 impl<V: Send + Sync + 'static> Reader<V> {
     /// [`at_least`](Reader::at_least) as a future: a snapshot at `position`
@@ -94,6 +95,7 @@ impl<V: Send + Sync + 'static> Reader<V> {
         Reached {
             reader: self,
             position,
+            reg: Registration::default(),
         }
     }
 }
@@ -102,19 +104,32 @@ impl<V: Send + Sync + 'static> Reader<V> {
 struct Reached<'a, V> {
     reader: &'a Reader<V>,
     position: Position,
+    reg: Registration,
+}
+
+impl<V> Drop for Reached<'_, V> {
+    fn drop(&mut self) {
+        // A wait dropped before its wake-up (a timeout, a select) takes its
+        // waker out: it would keep its task alive until the next batch.
+        self.reader.timeline.signal().unregister(&mut self.reg);
+    }
 }
 
 impl<V: Send + Sync + 'static> Future for Reached<'_, V> {
     type Output = Result<SnapshotRef<V>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(done) = self.reader.settled(self.position) {
+        let this = self.get_mut();
+        if let Some(done) = this.reader.settled(this.position) {
             return Poll::Ready(done);
         }
-        self.reader.timeline.signal().register(cx.waker());
+        this.reader
+            .timeline
+            .signal()
+            .register(&mut this.reg, cx.waker());
         // Checked again after registering: a publication in between would
         // otherwise go unnoticed (see `Signal`).
-        match self.reader.settled(self.position) {
+        match this.reader.settled(this.position) {
             Some(done) => Poll::Ready(done),
             None => Poll::Pending,
         }

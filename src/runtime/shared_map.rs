@@ -93,13 +93,27 @@ where
     }
 
     /// Sets `key` to `value`; returns once the map shows it.
+    ///
+    /// Errors: the append's; [`Error::ViewFailed`](crate::Error::ViewFailed)
+    /// if the map's view has failed (a `Clone` or `Hash` of yours
+    /// panicked): the event is in the log, but the map will not show it.
     pub fn insert(&self, key: K, value: V) -> Result<Appended> {
-        self.writer.append(VIEW, MapEvent::Set(key, value))
+        self.shown(self.writer.append(VIEW, MapEvent::Set(key, value)))
     }
 
-    /// Removes `key`; returns once the map shows it.
+    /// Removes `key`; returns once the map shows it. Errors: as
+    /// [`insert`](SharedMap::insert).
     pub fn remove(&self, key: K) -> Result<Appended> {
-        self.writer.append(VIEW, MapEvent::Remove(key))
+        self.shown(self.writer.append(VIEW, MapEvent::Remove(key)))
+    }
+
+    /// An acknowledged append, unless the map can no longer show it.
+    fn shown(&self, appended: Result<Appended>) -> Result<Appended> {
+        let appended = appended?;
+        match self.reader.failure() {
+            Some(failed) => Err(failed),
+            None => Ok(appended),
+        }
     }
 
     /// The newest snapshot of the map: derefs to a `HashMap<K, V>`. One

@@ -74,6 +74,9 @@ impl<V: View<E>, E> Publisher<V, E> {
     /// The view's lag for metrics: zero once while it follows the log;
     /// after a failure, how far the log has run past it.
     fn report_lag(&mut self, batch: &Batch<E>) {
+        if !telemetry::ENABLED {
+            return;
+        }
         let name = &self.shared.name;
         match self.behind_since {
             None if !self.caught_up => {
