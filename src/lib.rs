@@ -199,7 +199,27 @@ pub mod __loom {
         pub fn wait_until(&self, ready: impl FnMut() -> bool) {
             self.0.wait_until(None, ready);
         }
+
+        /// Registers `waker` for the wait that owns `reg` (as a future's
+        /// poll does), to be woken at the next notify.
+        pub fn register(&self, reg: &mut Registration, waker: &std::task::Waker) {
+            self.0.register(&mut reg.0, waker);
+        }
+
+        /// Takes the registration of a wait dropped before its wake-up out.
+        pub fn unregister(&self, reg: &mut Registration) {
+            self.0.unregister(&mut reg.0);
+        }
+
+        /// Waiters counted now (registered wakers included).
+        pub fn waiters(&self) -> usize {
+            self.0.waiters()
+        }
     }
+
+    /// A wait's registration with a [`Signal`].
+    #[derive(Debug, Default)]
+    pub struct Registration(crate::signal::Registration);
 }
 pub use log::{Log, LogIter, StreamIter};
 pub use position::{Expected, Position, StreamId};

@@ -151,6 +151,13 @@ impl Signal {
         }
     }
 
+    /// Waiters counted now, registered wakers included (for the loom
+    /// models' checks).
+    #[cfg(loom)]
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     fn lock(&self) -> crate::sync::MutexGuard<'_, Wakers> {
         self.wakers.lock()
     }
