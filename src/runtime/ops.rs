@@ -78,7 +78,10 @@ impl<E: Event> Runtime<E> {
     /// versions, snapshots and checkpoints as when it was taken. Every
     /// file's checksums and every frame are checked before anything is
     /// written, the restore is written into a temporary directory beside
-    /// `dir` and renamed into place, so a failure leaves nothing behind.
+    /// `dir` and renamed into place, so a failure leaves nothing behind. A
+    /// crash (the process killed) during a restore leaves `dir` as it was
+    /// (absent, or empty), never part of a log, and the hidden
+    /// `.<dir>.restoring-<id>` directory beside it, to be removed.
     ///
     /// Errors: [`Error::Corrupt`] naming the damaged file and offset (or
     /// the manifest's line); [`Error::NotEmpty`] if `dir` holds files;

@@ -389,7 +389,7 @@ pub(crate) fn sibling(dir: &Path, what: &str) -> PathBuf {
 }
 
 /// Makes `dir` if missing (true), or checks that it is empty (false).
-pub(crate) fn prepare_empty(dir: &Path) -> Result<bool> {
+fn prepare_empty(dir: &Path) -> Result<bool> {
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-use super::backup::{prepare_empty, sibling, summary, walk, BackupSummary};
+use super::backup::{sibling, summary, walk, BackupSummary};
 use super::files::{self, at};
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
@@ -28,7 +28,10 @@ pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
         _ => at(&manifest_path, "read")(e).into(),
     })?;
     let manifest = Manifest::decode(&manifest_path, &text)?;
-    let made = prepare_empty(dir)?;
+    // The target is checked, not made: until the rename, it does not exist
+    // (or stays as empty as it was), so a crash leaves no directory that
+    // would open as an empty log.
+    check_empty(dir)?;
     let tmp = sibling(dir, "restoring");
     let outcome = restore_into(backup, &manifest, &tmp).and_then(|()| {
         // Over an empty directory, a rename replaces it whole.
@@ -41,11 +44,22 @@ pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
     });
     if outcome.is_err() {
         let _ = fs::remove_dir_all(&tmp);
-        if made {
-            let _ = fs::remove_dir(dir);
-        }
     }
     outcome.map(|()| summary(&manifest))
+}
+
+/// An error unless `dir` is missing or an empty directory.
+fn check_empty(dir: &Path) -> Result<()> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(Error::NotEmpty {
+                dir: dir.to_path_buf(),
+            }),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(dir, "list")(e).into()),
+    }
 }
 
 /// The first position of a segment entry, by its name.
