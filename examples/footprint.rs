@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! cargo run --release --example footprint -- --events 10000000
+//! cargo run --release --example footprint -- --events 1000000 --streams 1000000
 //! ```
 
 use std::time::Instant;
@@ -56,11 +57,13 @@ fn open(dir: &std::path::Path) -> Runtime<Reading> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events: u64 = 10_000_000;
+    let mut streams: u64 = 1024;
     let mut reopen = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--events" => events = args.next().ok_or("--events needs a number")?.parse()?,
+            "--streams" => streams = args.next().ok_or("--streams needs a number")?.parse()?,
             "--reopen" => {
                 reopen = Some(std::path::PathBuf::from(
                     args.next().ok_or("--reopen needs a directory")?,
@@ -77,10 +80,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let rt = open(&dir);
         let w = rt.writer();
-        for chunk in 0..events.div_ceil(1000) {
-            let from = chunk * 1000;
-            let to = (from + 1000).min(events);
-            w.append_batch(format!("sensor-{}", chunk % 1024), (from..to).map(reading))?;
+        // Batches of 1,000 events, or smaller so that every stream gets one.
+        let per = (events / streams.max(1)).clamp(1, 1000);
+        for chunk in 0..events.div_ceil(per) {
+            let from = chunk * per;
+            let to = (from + per).min(events);
+            w.append_batch(
+                format!("sensor-{}", chunk % streams.max(1)),
+                (from..to).map(reading),
+            )?;
         }
         rt.shutdown()?;
     }
