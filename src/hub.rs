@@ -138,3 +138,9 @@ impl Counters {
         }
     }
 }
+
+impl<E> crate::signal::HasSignal for Arc<Hub<E>> {
+    fn signal(&self) -> &Signal {
+        &self.signal
+    }
+}

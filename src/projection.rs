@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
 use crate::hub::Hub;
 use crate::position::Position;
-use crate::signal::{Registration, Signal};
+use crate::signal::{self, Signal};
 use crate::storage::is_plain_file_name;
 use crate::sync::{self, thread, Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
 
@@ -191,12 +191,7 @@ impl ProjectionState {
 
     /// [`wait_for`](ProjectionState::wait_for) as a future.
     async fn wait_for_async(&self, position: Position) -> Result<()> {
-        Handled {
-            state: self,
-            position,
-            reg: Registration::default(),
-        }
-        .await
+        signal::until(&self.signal, || self.settled(position)).await
     }
 
     /// A new projection's state, resuming after `from`.
@@ -211,39 +206,6 @@ impl ProjectionState {
             runner,
             signal: Signal::default(),
         }
-    }
-}
-
-/// Waits for a projection to handle a position, woken by its signal.
-struct Handled<'a> {
-    state: &'a ProjectionState,
-    position: Position,
-    reg: Registration,
-}
-
-impl std::future::Future for Handled<'_> {
-    type Output = Result<()>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<()>> {
-        let this = self.get_mut();
-        if let Some(done) = this.state.settled(this.position) {
-            return std::task::Poll::Ready(done);
-        }
-        this.state.signal.register(&mut this.reg, cx.waker());
-        match this.state.settled(this.position) {
-            Some(done) => std::task::Poll::Ready(done),
-            None => std::task::Poll::Pending,
-        }
-    }
-}
-
-impl Drop for Handled<'_> {
-    fn drop(&mut self) {
-        // Dropped before its wake-up: take the waker out.
-        self.state.signal.unregister(&mut self.reg);
     }
 }
 

@@ -36,9 +36,76 @@ struct Wakers {
 }
 
 /// A wait's registration with a [`Signal`]: its key while its waker is
-/// registered. Dropping the wait should [`unregister`](Signal::unregister).
+/// registered. Dropping the wait should [`unregister`](Signal::unregister);
+/// [`Waiting`] does.
 #[derive(Debug, Default)]
 pub(crate) struct Registration(Option<u64>);
+
+/// Whatever leads to a signal: the signal itself, or what holds one.
+pub(crate) trait HasSignal {
+    fn signal(&self) -> &Signal;
+}
+
+impl HasSignal for &Signal {
+    fn signal(&self) -> &Signal {
+        self
+    }
+}
+
+/// A future's wait on a signal: registers the future's waker when it is
+/// pending, and takes it out when the future is dropped before its
+/// wake-up (a registered waker keeps its task alive).
+pub(crate) struct Waiting<S: HasSignal> {
+    on: S,
+    reg: Registration,
+}
+
+impl<S: HasSignal> std::fmt::Debug for Waiting<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("reg", &self.reg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: HasSignal> Waiting<S> {
+    pub(crate) fn new(on: S) -> Waiting<S> {
+        Waiting {
+            on,
+            reg: Registration::default(),
+        }
+    }
+
+    /// Registers `waker` (see [`Signal::register`]): the caller checks its
+    /// condition again after this.
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        self.on.signal().register(&mut self.reg, waker);
+    }
+}
+
+impl<S: HasSignal> Drop for Waiting<S> {
+    fn drop(&mut self) {
+        self.on.signal().unregister(&mut self.reg);
+    }
+}
+
+/// Resolves with what `settled` returns once it returns something, woken
+/// by `signal`: checked, then the task's waker registered, then checked
+/// again (see [`Signal`]). Dropped before then, it takes its waker out.
+pub(crate) async fn until<T>(signal: &Signal, mut settled: impl FnMut() -> Option<T>) -> T {
+    let mut waiting = Waiting::new(signal);
+    std::future::poll_fn(|cx| {
+        if let Some(done) = settled() {
+            return std::task::Poll::Ready(done);
+        }
+        waiting.register(cx.waker());
+        match settled() {
+            Some(done) => std::task::Poll::Ready(done),
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
 
 impl Signal {
     pub(crate) fn new(faults: Faults) -> Signal {

@@ -139,39 +139,15 @@ impl<E: Event> Iterator for Subscription<E> {
 #[derive(Debug)]
 pub struct SubscriptionStream<E> {
     sub: Subscription<E>,
-    waiting: Waiting<E>,
-}
-
-/// A stream's registration with the runtime's signal, taken out when the
-/// stream is dropped (a registered waker keeps its task alive).
-#[cfg(feature = "async")]
-struct Waiting<E> {
-    hub: Arc<Hub<E>>,
-    reg: crate::signal::Registration,
-}
-
-#[cfg(feature = "async")]
-impl<E> fmt::Debug for Waiting<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Waiting").finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "async")]
-impl<E> Drop for Waiting<E> {
-    fn drop(&mut self) {
-        self.hub.signal.unregister(&mut self.reg);
-    }
+    /// Taken out of the runtime's wakers when the stream is dropped.
+    waiting: crate::signal::Waiting<Arc<Hub<E>>>,
 }
 
 #[cfg(feature = "async")]
 impl<E: Event> Subscription<E> {
     /// This cursor as a stream, from where it is.
     pub fn into_stream(self) -> SubscriptionStream<E> {
-        let waiting = Waiting {
-            hub: Arc::clone(&self.shared),
-            reg: crate::signal::Registration::default(),
-        };
+        let waiting = crate::signal::Waiting::new(Arc::clone(&self.shared));
         SubscriptionStream { sub: self, waiting }
     }
 }
@@ -206,9 +182,7 @@ impl<E: Event> futures_core::Stream for SubscriptionStream<E> {
         if sub.shared.exited() {
             return Poll::Ready(sub.try_next());
         }
-        sub.shared
-            .signal
-            .register(&mut this.waiting.reg, cx.waker());
+        this.waiting.register(cx.waker());
         // Re-check after registering: a batch published in between would
         // otherwise not wake us.
         if let Some(e) = sub.try_next() {

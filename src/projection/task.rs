@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventRef};
 use crate::hub::Hub;
 use crate::position::Position;
-use crate::signal::{Registration, Signal};
+use crate::signal::{Signal, Waiting};
 use crate::subscription::{Subscription, SubscriptionStream};
 use crate::sync::{self, Arc, Mutex, Ordering};
 
@@ -334,19 +334,13 @@ async fn next<E: Event>(
     sub: &mut SubscriptionStream<E>,
 ) -> Option<EventRef<E>> {
     use futures_core::Stream;
-    /// Takes the stop wake-up's registration out when the wait ends.
-    struct Waiting<'a>(&'a Signal, Registration);
-    impl Drop for Waiting<'_> {
-        fn drop(&mut self) {
-            self.0.unregister(&mut self.1);
-        }
-    }
-    let mut waiting = Waiting(&control.wake, Registration::default());
+    // Taken out of the stop wake-up's wakers when this wait ends.
+    let mut waiting = Waiting::new(&control.wake);
     std::future::poll_fn(|cx| {
         if state.stop.load(Ordering::Relaxed) {
             return Poll::Ready(None);
         }
-        waiting.0.register(&mut waiting.1, cx.waker());
+        waiting.register(cx.waker());
         // Re-check after registering: a stop in between would not wake us.
         if state.stop.load(Ordering::Relaxed) {
             return Poll::Ready(None);

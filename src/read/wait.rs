@@ -4,14 +4,10 @@
 //! on the same thread appends: the runtime's signal wakes the task, with
 //! no polling.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use super::{Reader, SnapshotRef, Staleness};
 use crate::error::{Error, Result};
 use crate::position::Position;
-use crate::signal::Registration;
+use crate::signal;
 
 impl<V: Send + Sync + 'static> Reader<V> {
     /// [`at_least`](Reader::at_least) as a future: a snapshot at `position`
@@ -90,48 +86,8 @@ impl<V: Send + Sync + 'static> Reader<V> {
         self.reached(after.next()).await
     }
 
-    /// A future that resolves as a wait for `position` settles.
-    fn reached(&self, position: Position) -> Reached<'_, V> {
-        Reached {
-            reader: self,
-            position,
-            reg: Registration::default(),
-        }
-    }
-}
-
-/// Waits for a view to reach a position, woken by the runtime's signal.
-struct Reached<'a, V> {
-    reader: &'a Reader<V>,
-    position: Position,
-    reg: Registration,
-}
-
-impl<V> Drop for Reached<'_, V> {
-    fn drop(&mut self) {
-        // A wait dropped before its wake-up (a timeout, a select) takes its
-        // waker out: it would keep its task alive until the next batch.
-        self.reader.timeline.signal().unregister(&mut self.reg);
-    }
-}
-
-impl<V: Send + Sync + 'static> Future for Reached<'_, V> {
-    type Output = Result<SnapshotRef<V>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(done) = this.reader.settled(this.position) {
-            return Poll::Ready(done);
-        }
-        this.reader
-            .timeline
-            .signal()
-            .register(&mut this.reg, cx.waker());
-        // Checked again after registering: a publication in between would
-        // otherwise go unnoticed (see `Signal`).
-        match this.reader.settled(this.position) {
-            Some(done) => Poll::Ready(done),
-            None => Poll::Pending,
-        }
+    /// Resolves as a wait for `position` settles.
+    async fn reached(&self, position: Position) -> Result<SnapshotRef<V>> {
+        signal::until(self.timeline.signal(), || self.settled(position)).await
     }
 }
