@@ -28,6 +28,7 @@ use super::files::{self, at};
 use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
+use super::recover::list_segments;
 use super::{checkpoint, identity, snapshot};
 
 /// How far a backup or restore has come: for progress bars.
@@ -92,21 +93,15 @@ fn copy_all(
         },
     };
     let mut next = 1;
-    for (first, path) in segments(src.dir)? {
+    for (first, path) in list_segments(src.dir)? {
         if first > src.head.0 {
             break;
         }
+        starts_at(&path, first, next)?;
         let data = files::read(&path)?;
         // Every frame checked: a damaged log must not give a backup that
         // cannot be restored.
         let walked = walk(&path, &data, src.log_id, first, Some(src.head.0), true)?;
-        if walked.first != next {
-            return Err(corrupt(
-                &path,
-                0,
-                format!("the segment starts at {first}, position {next} was expected"),
-            ));
-        }
         next = walked.last + 1;
         out.put(files::name_of(&path), &data[..walked.end])?;
         out.done.events = walked.last;
@@ -169,11 +164,9 @@ fn copy_snapshots(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
     for view_dir in files::subdirs(&snapshot::root(src.dir))? {
         let view = files::name_of(&view_dir).to_owned();
         for _attempt in 0..8 {
-            let newest = files::list(&view_dir)?
+            let newest = snapshot::list(&view_dir)?
                 .into_iter()
-                .filter_map(|p| Some((snapshot::position_of(&p)?, p)))
-                .filter(|(pos, _)| *pos <= src.head.0)
-                .max();
+                .rfind(|(pos, _)| *pos <= src.head.0);
             let Some((_, path)) = newest else { break };
             match fs::read(&path) {
                 Ok(bytes) => {
@@ -222,16 +215,6 @@ fn copy_checkpoints(src: &Source<'_>, out: &mut Writer<'_>) -> Result<()> {
         out.put(&format!("projections/{name}"), &bytes)?;
     }
     Ok(())
-}
-
-/// The segment files of `dir`, by first position.
-pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut found: Vec<(u64, PathBuf)> = files::list(dir)?
-        .into_iter()
-        .filter_map(|p| Some((files::name_of(&p).strip_suffix(".seg")?.parse().ok()?, p)))
-        .collect();
-    found.sort();
-    Ok(found)
 }
 
 /// What walking a segment found.
@@ -390,21 +373,36 @@ pub(crate) fn sibling(dir: &Path, what: &str) -> PathBuf {
 
 /// Makes `dir` if missing (true), or checks that it is empty (false).
 fn prepare_empty(dir: &Path) -> Result<bool> {
+    if exists_empty(dir)? {
+        return Ok(false);
+    }
+    files::create_dir(dir)?;
+    Ok(true)
+}
+
+/// Whether `dir` is an empty directory (false: it does not exist);
+/// [`Error::NotEmpty`] if it holds anything.
+pub(crate) fn exists_empty(dir: &Path) -> Result<bool> {
     match fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::NotEmpty {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Ok(false)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            files::create_dir(dir)?;
-            Ok(true)
-        }
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(Error::NotEmpty {
+                dir: dir.to_path_buf(),
+            }),
+            None => Ok(true),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(at(dir, "list")(e).into()),
     }
+}
+
+/// An error unless segment `path`, named for position `first`, starts
+/// where the log so far ends (`next`).
+pub(crate) fn starts_at(path: &Path, first: u64, next: u64) -> Result<()> {
+    if first == next {
+        return Ok(());
+    }
+    let why = format!("the segment starts at {first}, position {next} was expected");
+    Err(corrupt(path, 0, why))
 }
 
 /// Removes what a failed backup wrote.

@@ -16,6 +16,7 @@ use crate::position::Position;
 use super::backup::{self, BackupProgress, BackupSummary, Source};
 use super::lock::DirLock;
 use super::read::corrupt;
+use super::recover::list_segments;
 use super::{checkpoint, files, frame, identity, snapshot};
 
 /// What a log directory holds.
@@ -96,7 +97,7 @@ pub(crate) fn inspect(dir: &Path, verify: bool) -> Result<DirSummary> {
 
 /// An error unless `dir` holds a log (an identity file or segments).
 fn is_log_dir(dir: &Path) -> Result<()> {
-    let has_segments = dir.is_dir() && backup::segments(dir).is_ok_and(|s| !s.is_empty());
+    let has_segments = dir.is_dir() && list_segments(dir).is_ok_and(|s| !s.is_empty());
     if has_segments || dir.join(identity::FILE).is_file() {
         return Ok(());
     }
@@ -112,7 +113,7 @@ fn is_log_dir(dir: &Path) -> Result<()> {
 
 /// [`inspect`], told whether a runtime may be appending.
 fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
-    let segments = backup::segments(dir)?;
+    let segments = list_segments(dir)?;
     let log_id = identity::read(dir)?;
     let mut summary = DirSummary {
         dir: dir.to_path_buf(),
@@ -131,10 +132,7 @@ fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
         let id = log_id.unwrap_or_else(|| {
             frame::parse_segment_header(&data).map_or(Uuid::nil(), |h| h.log_id)
         });
-        if first != next {
-            let why = format!("the segment starts at {first}, position {next} was expected");
-            return Err(corrupt(&path, 0, why));
-        }
+        backup::starts_at(&path, first, next)?;
         let lenient = live && i + 1 == count;
         let walked = backup::walk_with(&path, &data, (id, first), None, verify, lenient)?;
         if walked.end != data.len() && !lenient {
@@ -177,16 +175,12 @@ fn claims(dir: &Path, summary: &mut DirSummary, refuse_proofs: bool) -> Result<(
     };
     for view_dir in files::subdirs(&snapshot::root(dir))? {
         let mut kept = Vec::new();
-        for path in files::list(&view_dir)? {
-            let Some(at) = snapshot::position_of(&path) else {
-                continue;
-            };
+        for (at, path) in snapshot::list(&view_dir)? {
             if let Ok(claim) = (snapshot::KIND.read)(&path) {
                 proof(&path, &claim, "snapshot")?;
             }
             kept.push(Position(at));
         }
-        kept.sort();
         summary
             .snapshots
             .push((files::name_of(&view_dir).to_owned(), kept));

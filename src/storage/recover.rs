@@ -124,7 +124,7 @@ fn settle<E>(
 }
 
 /// The segment files, by first position.
-fn list_segments(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub(super) fn list_segments(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
     for path in files::list(root)? {
         let Some(stem) = files::name_of(&path).strip_suffix(".seg") else {

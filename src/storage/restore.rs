@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-use super::backup::{sibling, summary, walk, BackupSummary};
+use super::backup::{exists_empty, sibling, starts_at, summary, walk, BackupSummary};
 use super::files::{self, at};
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
@@ -31,7 +31,7 @@ pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
     // The target is checked, not made: until the rename, it does not exist
     // (or stays as empty as it was), so a crash leaves no directory that
     // would open as an empty log.
-    check_empty(dir)?;
+    exists_empty(dir)?;
     let tmp = sibling(dir, "restoring");
     let outcome = restore_into(backup, &manifest, &tmp).and_then(|()| {
         // Over an empty directory, a rename replaces it whole.
@@ -46,20 +46,6 @@ pub(crate) fn restore(backup: &Path, dir: &Path) -> Result<BackupSummary> {
         let _ = fs::remove_dir_all(&tmp);
     }
     outcome.map(|()| summary(&manifest))
-}
-
-/// An error unless `dir` is missing or an empty directory.
-fn check_empty(dir: &Path) -> Result<()> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => match entries.next() {
-            Some(_) => Err(Error::NotEmpty {
-                dir: dir.to_path_buf(),
-            }),
-            None => Ok(()),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(at(dir, "list")(e).into()),
-    }
 }
 
 /// The first position of a segment entry, by its name.
@@ -81,10 +67,7 @@ fn restore_into(backup: &Path, manifest: &Manifest, tmp: &Path) -> Result<()> {
             return Err(corrupt(&path, offset, reason));
         }
         if let Some(first) = segment_first(entry) {
-            if first != next {
-                let why = format!("the segment starts at {first}, position {next} was expected");
-                return Err(corrupt(&path, 0, why));
-            }
+            starts_at(&path, first, next)?;
             next = walk(&path, &bytes, manifest.log_id, first, None, true)?.last + 1;
         }
         let out = manifest::path_under(tmp, entry);

@@ -100,11 +100,7 @@ impl SnapshotFiles {
     /// aside are not. Removal need not be durable: a file a crash brings
     /// back is older than the newest and is removed at the next prune.
     pub(crate) fn prune(&self, keep: usize) -> io::Result<usize> {
-        let mut found: Vec<(u64, PathBuf)> = files::list(&self.dir)?
-            .into_iter()
-            .filter_map(|path| Some((position_of(&path)?, path)))
-            .collect();
-        found.sort();
+        let found = list(&self.dir)?;
         let old = found.len().saturating_sub(keep.max(1));
         for (_, path) in &found[..old] {
             files::remove(path)?;
@@ -119,11 +115,7 @@ impl SnapshotFiles {
         &self,
         log: &LogFacts<'_>,
     ) -> Result<Option<(Position, V)>> {
-        let mut found: Vec<(u64, PathBuf)> = files::list(&self.dir)?
-            .into_iter()
-            .filter_map(|path| Some((position_of(&path)?, path)))
-            .collect();
-        found.sort();
+        let found = list(&self.dir)?;
         for (_, path) in found.into_iter().rev() {
             let bytes = files::read(&path)?;
             match decode::<V>(&bytes, log, &self.view) {
@@ -143,7 +135,18 @@ fn file_name(position: Position) -> String {
     format!("{:020}.snap", position.0)
 }
 
-pub(crate) fn position_of(path: &Path) -> Option<u64> {
+/// The snapshot files in `dir` (one view's), oldest first, with their
+/// positions; files of other names (set aside, temporary) are not listed.
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut found: Vec<(u64, PathBuf)> = files::list(dir)?
+        .into_iter()
+        .filter_map(|path| Some((position_of(&path)?, path)))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn position_of(path: &Path) -> Option<u64> {
     files::name_of(path).strip_suffix(".snap")?.parse().ok()
 }
 
