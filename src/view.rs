@@ -247,8 +247,14 @@ impl<V> DiskSnapshots<V> {
     /// Whether a snapshot should be written now that the view reached
     /// `position`.
     pub(crate) fn due(&self, position: Position) -> bool {
-        self.every > 0 && position.0 / self.every > self.last / self.every
+        crosses(self.every, self.last, position.0)
     }
+}
+
+/// Whether a view that reached `position` has crossed a multiple of `every`
+/// since `last` (the position of its last copy); never for `every == 0`.
+pub(crate) fn crosses(every: u64, last: u64, position: u64) -> bool {
+    every > 0 && position / every > last / every
 }
 
 /// A view of any state type: what the runtime keeps of each view, for

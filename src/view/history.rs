@@ -41,11 +41,8 @@ impl<V> History<V> {
     /// Whether a snapshot should be kept now that the view reached `position`.
     pub(crate) fn due(&self, position: Position) -> bool {
         let kept = self.lock();
-        if kept.every == 0 {
-            return false;
-        }
         let last = kept.list.last().map_or(0, |s| s.position.0);
-        position.0 / kept.every > last / kept.every
+        super::crosses(kept.every, last, position.0)
     }
 
     pub(crate) fn record(&self, snapshot: Snapshot<V>) {
