@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use super::stats::{Counters, MigrationStats, Phase, Warnings};
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::position::Position;
 use crate::runtime::Runtime;
-use crate::sync;
+use crate::sync::{self, Mutex};
 use crate::write::Writer;
 
 /// Failures of legacy updates kept for the writers of those events to
@@ -112,7 +112,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
     /// [`collect`](Inner::collect) and the replay goes on. Returns how many
     /// events were applied.
     pub(super) fn follow_to(&self, to: Position, stop: bool) -> Result<u64> {
-        let mut failures = unpoison(self.follow.lock());
+        let mut failures = self.follow.lock();
         let from = Position(self.applied.load(Ordering::Relaxed)).next();
         let mut applied = 0;
         for event in self.rt.log().read_all(from..=to) {
@@ -157,7 +157,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
     /// The first failed legacy update among `first..=last` (an append's
     /// events), taking every one of them out of the kept failures.
     pub(super) fn collect(&self, first: Position, last: Position) -> Option<Error> {
-        let mut failures = unpoison(self.follow.lock());
+        let mut failures = self.follow.lock();
         let mut found = None;
         while let Some(entry) = failures.range(first..=last).next() {
             let position = *entry.0;
@@ -168,8 +168,8 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
     }
 
     pub(super) fn cut_over(&self) -> Result<Position> {
-        let _one_at_a_time = unpoison(self.coordinator.lock());
-        if let Some(at) = *unpoison(self.cut_at.lock()) {
+        let _one_at_a_time = self.coordinator.lock();
+        if let Some(at) = *self.cut_at.lock() {
             return Ok(at);
         }
         let (at, head) = {
@@ -181,7 +181,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
             // Only now: whoever sees the phase sees reads on rwlog's side.
             self.phase.store(CUTTING_OVER, Ordering::Release);
             let at = Position(self.applied.load(Ordering::Relaxed));
-            *unpoison(self.cut_at.lock()) = Some(at);
+            *self.cut_at.lock() = Some(at);
             (at, head)
         };
         match self.caught_up(head) {
@@ -206,12 +206,12 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
     }
 
     pub(super) fn rollback(&self) -> Result<u64> {
-        let _one_at_a_time = unpoison(self.coordinator.lock());
+        let _one_at_a_time = self.coordinator.lock();
         self.roll_back()
     }
 
     fn roll_back(&self) -> Result<u64> {
-        if unpoison(self.cut_at.lock()).is_none() {
+        if self.cut_at.lock().is_none() {
             return Ok(0);
         }
         self.phase.store(ROLLING_BACK, Ordering::Release);
@@ -224,7 +224,7 @@ impl<E: Event, L: Legacy<E>> Inner<E, L> {
             }
         };
         self.live.store(true, Ordering::Release);
-        *unpoison(self.cut_at.lock()) = None;
+        *self.cut_at.lock() = None;
         self.phase.store(LIVE, Ordering::Release);
         tracing::info!(
             replayed,
@@ -286,7 +286,7 @@ impl<E: Event, L> Inner<E, L> {
             if live { self.read_share.get() } else { 100 },
             if live { self.verify_share.get() } else { 0 },
             Position(self.applied.load(Ordering::Relaxed)),
-            *unpoison(self.cut_at.lock()),
+            *self.cut_at.lock(),
         )
     }
 }
