@@ -5,11 +5,15 @@
 //! fails rather than hangs.
 #![cfg(all(feature = "async", feature = "durable"))]
 
+#[path = "support/tasks.rs"]
+mod tasks;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rwlog::{Error, Event, Position, Runtime, Storage};
 use serde::{Deserialize, Serialize};
+use tasks::current_thread;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Order(u64);
@@ -17,21 +21,9 @@ impl Event for Order {}
 
 const HANG: Duration = Duration::from_secs(20);
 
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-/// Runs `f` on a thread of its own; fails if it has not finished in time.
+/// [`tasks::within`] with [`HANG`].
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(HANG)
-        .expect("an async projection blocked the runtime's only thread")
+    tasks::within(HANG, f)
 }
 
 #[test]

@@ -6,6 +6,8 @@
 
 #[path = "support/domain.rs"]
 mod domain;
+#[path = "support/tasks.rs"]
+mod tasks;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,29 +16,15 @@ use std::time::{Duration, Instant};
 
 use domain::{add, Sums};
 use rwlog::{Position, Staleness};
+use tasks::current_thread;
 
 /// A generous bound: the waits take microseconds; only a blocked worker
 /// (a hang) reaches it.
 const HANG: Duration = Duration::from_secs(10);
 
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-/// Runs `f` (which drives a current-thread runtime) on a thread of its own
-/// and fails if it has not finished within [`HANG`]: a wait that blocks the
-/// runtime's thread blocks its timers too, so only an outside watch can
-/// tell a hang.
+/// [`tasks::within`] with [`HANG`].
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(HANG)
-        .expect("a waiting read blocked the runtime's only thread")
+    tasks::within(HANG, f)
 }
 
 #[test]

@@ -5,8 +5,9 @@
 
 #[path = "support/domain.rs"]
 mod domain;
+#[path = "support/traces.rs"]
+mod traces;
 
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use domain::{add, held_runtime, wait_for_head, Add, Checksum, Sums, HOLD};
@@ -177,48 +178,9 @@ impl View<Add> for Fragile {
     }
 }
 
-/// The error-level traces of this test binary, each as its fields in one
-/// line (a subscriber of its own: the sequencer may run on any thread).
-fn error_traces() -> Arc<Mutex<Vec<String>>> {
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-
-    struct Fields(String);
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0 += &format!("{}={value:?} ", field.name());
-        }
-    }
-    struct Errors(Arc<Mutex<Vec<String>>>);
-    impl tracing::Subscriber for Errors {
-        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
-            *m.level() == tracing::Level::ERROR
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, e: &tracing::Event<'_>) {
-            let mut fields = Fields(String::new());
-            e.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-    static TRACES: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
-    Arc::clone(TRACES.get_or_init(|| {
-        let traces = Arc::new(Mutex::new(Vec::new()));
-        tracing::subscriber::set_global_default(Errors(Arc::clone(&traces)))
-            .expect("the only subscriber");
-        traces
-    }))
-}
-
 #[test]
 fn a_panicking_view_fails_alone() {
-    let traces = error_traces();
+    let traces = traces::traces(tracing::Level::ERROR);
     let rt = Runtime::<Add>::builder()
         .view("fragile", Fragile::default())
         .view("sums", Sums::default())

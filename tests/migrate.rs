@@ -4,10 +4,13 @@
 //! replays exactly what the legacy state missed, and every failure on
 //! either side is reported and counted.
 
+#[path = "support/traces.rs"]
+mod traces;
+
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
@@ -299,48 +302,9 @@ fn failures_on_either_side_are_reported_and_counted() {
     ));
 }
 
-/// The warn-level traces of this test binary, each as its fields in one
-/// line (a global subscriber: reads run on many threads).
-fn warnings() -> Arc<Mutex<Vec<String>>> {
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-
-    struct Fields(String);
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0 += &format!("{}={value:?} ", field.name());
-        }
-    }
-    struct Warnings(Arc<Mutex<Vec<String>>>);
-    impl tracing::Subscriber for Warnings {
-        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
-            *m.level() == tracing::Level::WARN
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, e: &tracing::Event<'_>) {
-            let mut fields = Fields(String::new());
-            e.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-    static TRACES: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
-    Arc::clone(TRACES.get_or_init(|| {
-        let traces = Arc::new(Mutex::new(Vec::new()));
-        tracing::subscriber::set_global_default(Warnings(Arc::clone(&traces)))
-            .expect("the only subscriber");
-        traces
-    }))
-}
-
 #[test]
 fn verification_catches_a_divergence_at_a_ten_percent_sample() {
-    let traces = warnings();
+    let traces = traces::traces(tracing::Level::WARN);
     let rt = runtime();
     let old = Arc::new(RwLock::new(State::default()));
     let migration = Migration::new(&rt, LegacyLock::new(Arc::clone(&old), old_write));
