@@ -86,6 +86,19 @@ pub enum Error {
         /// The log's head when asked.
         head: Position,
     },
+    /// Part of what was asked for is before the log's first position: the
+    /// events there were archived (see
+    /// [`Runtime::archive_before`](crate::Runtime::archive_before)). Start
+    /// at `first_available` or later, or read the archive.
+    #[error("position {requested} was archived: the log starts at position {first_available}")]
+    Archived {
+        /// The position asked for (0 when what was asked for is a stream
+        /// version, a view's replay or a projection's catch-up from the
+        /// start).
+        requested: Position,
+        /// The first position the log still holds.
+        first_available: Position,
+    },
     /// A time before the first event was asked for.
     #[error("no event was recorded at or before {requested:?}")]
     BeforeFirstEvent {

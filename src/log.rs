@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
+use crate::error::{Error, Result};
 use crate::event::{Batch, Event, EventRef, Timestamp};
 use crate::position::{Position, StreamId};
 use crate::sync::Index;
@@ -48,8 +49,16 @@ use memory::{Slots, Table};
 /// ```
 pub struct Log<E> {
     slots: Slots<E>,
-    /// Stream id -> positions of its events; index `v - 1` holds version `v`.
-    streams: Index<StreamId, Vec<Position>>,
+    /// Stream id -> positions of its events held in memory.
+    streams: Index<StreamId, Positions>,
+}
+
+/// The positions of one stream's events the log holds, after those it
+/// no longer holds (archived): `kept[i]` holds version `archived + i + 1`.
+#[derive(Default)]
+struct Positions {
+    archived: u64,
+    kept: Vec<Position>,
 }
 
 impl<E> std::fmt::Debug for Log<E> {
@@ -63,10 +72,58 @@ impl<E> std::fmt::Debug for Log<E> {
 
 impl<E> Log<E> {
     pub(crate) fn new(faults: crate::faults::Faults) -> Log<E> {
-        Log {
-            slots: Slots::new(faults),
-            streams: Index::new(),
+        Log::starting_at(faults, Position::FIRST, std::iter::empty())
+    }
+
+    /// An empty log whose first event will be at `first`, the horizon of a
+    /// log whose front was archived, with each stream's version before it.
+    pub(crate) fn starting_at(
+        faults: crate::faults::Faults,
+        first: Position,
+        versions: impl IntoIterator<Item = (StreamId, u64)>,
+    ) -> Log<E> {
+        let streams = Index::new();
+        for (stream, version) in versions {
+            streams.update(&stream, |p: &mut Positions| p.archived = version);
         }
+        Log {
+            slots: Slots::new(faults, first.0),
+            streams,
+        }
+    }
+
+    /// The first position the log holds: 1, unless the positions before it
+    /// were archived (see [`Runtime::archive_before`](crate::Runtime::archive_before)).
+    /// Reads start there; the `try_` reads refuse a range that starts
+    /// before it with [`Error::Archived`].
+    pub fn first(&self) -> Position {
+        Position(self.slots.first())
+    }
+
+    /// Lets go of every position below `first` (at most the head + 1):
+    /// reads, stream reads and time lookups start there from now on.
+    pub(crate) fn release_before(&self, first: Position) {
+        let first = Position(first.0.min(self.head().0 + 1));
+        if first <= self.first() {
+            return;
+        }
+        self.slots.release_before(first.0);
+        self.streams.for_each(|_, p| {
+            let gone = p.kept.partition_point(|q| *q < first);
+            p.archived += gone as u64;
+            p.kept.drain(..gone);
+        });
+    }
+
+    /// Every stream's version counting only events before `position`.
+    /// Exact for a position in `first..=head + 1`.
+    pub(crate) fn versions_before(&self, position: Position) -> Vec<(StreamId, u64)> {
+        let mut versions = Vec::with_capacity(self.streams.len());
+        self.streams.for_each(|stream, p| {
+            let held = p.kept.partition_point(|q| *q < position) as u64;
+            versions.push((stream.clone(), p.archived + held));
+        });
+        versions
     }
 
     /// Appends a batch whose positions continue the log. Sequencer only.
@@ -81,7 +138,7 @@ impl<E> Log<E> {
                 // One stream (one append, or several to the same stream).
                 let new = batch.iter().map(|r| r.position);
                 self.streams
-                    .update(&first.stream, |positions| positions.extend(new));
+                    .update(&first.stream, |positions| positions.kept.extend(new));
                 self.slots.append(batch);
                 return;
             }
@@ -96,7 +153,7 @@ impl<E> Log<E> {
         }
         for (stream, new) in by_stream {
             self.streams
-                .update(stream, |positions| positions.extend(new));
+                .update(stream, |positions| positions.kept.extend(new));
         }
         self.slots.append(batch);
     }
@@ -127,9 +184,9 @@ impl<E> Log<E> {
         // head first means every position counted is readable.
         let head = self.head();
         self.streams
-            .read(stream, |v| {
-                let unreadable = v.iter().rev().take_while(|p| **p > head).count();
-                (v.len() - unreadable) as u64
+            .read(stream, |p| {
+                let unreadable = p.kept.iter().rev().take_while(|q| **q > head).count();
+                p.archived + (p.kept.len() - unreadable) as u64
             })
             .unwrap_or(0)
     }
@@ -137,6 +194,11 @@ impl<E> Log<E> {
     /// Events in a range of positions, oldest first. The range is clipped to
     /// the log: `read_all(..)` reads everything. The iterator is
     /// double-ended: `.rev()` reads newest first.
+    ///
+    /// After [archiving](crate::Runtime::archive_before) the log starts at
+    /// [`first`](Log::first), and so does the range; use
+    /// [`try_read_all`](Log::try_read_all) to be told when part of it is
+    /// gone.
     pub fn read_all(&self, range: impl RangeBounds<Position>) -> LogIter<E> {
         let (head, table) = self.slots.snapshot();
         let start = match range.start_bound() {
@@ -144,7 +206,7 @@ impl<E> Log<E> {
             Bound::Excluded(p) => p.0.saturating_add(1),
             Bound::Unbounded => 1,
         }
-        .max(1);
+        .max(table.first);
         let end = match range.end_bound() {
             Bound::Included(p) => p.0,
             Bound::Excluded(p) => p.0.saturating_sub(1),
@@ -154,6 +216,27 @@ impl<E> Log<E> {
         LogIter::new(table, start, end)
     }
 
+    /// [`read_all`](Log::read_all), refusing a range that starts before the
+    /// log's [`first`](Log::first) position (an unbounded start reads from
+    /// there).
+    ///
+    /// Errors: [`Error::Archived`] naming the first position still held.
+    pub fn try_read_all(&self, range: impl RangeBounds<Position>) -> Result<LogIter<E>> {
+        let start = match range.start_bound() {
+            Bound::Included(p) => Some(*p),
+            Bound::Excluded(p) => Some(p.next()),
+            Bound::Unbounded => None,
+        };
+        let iter = self.read_all(range);
+        match start {
+            Some(start) if start < Position(iter.first()) => Err(Error::Archived {
+                requested: start,
+                first_available: Position(iter.first()),
+            }),
+            _ => Ok(iter),
+        }
+    }
+
     /// Events in a range of positions, newest first.
     pub fn read_backward(&self, range: impl RangeBounds<Position>) -> std::iter::Rev<LogIter<E>> {
         self.read_all(range).rev()
@@ -161,20 +244,43 @@ impl<E> Log<E> {
 
     /// The events of one stream from `from_version` on (versions start at 1;
     /// 0 reads from the start too), oldest first.
+    ///
+    /// After [archiving](crate::Runtime::archive_before) the versions whose
+    /// events are gone are skipped; use
+    /// [`try_read_stream`](Log::try_read_stream) to be told.
     pub fn read_stream(&self, stream: &str, from_version: u64) -> StreamIter<E> {
+        self.stream_from(stream, from_version).1
+    }
+
+    /// [`read_stream`](Log::read_stream), refusing to start at a version
+    /// whose event was archived.
+    ///
+    /// Errors: [`Error::Archived`] naming the log's first position.
+    pub fn try_read_stream(&self, stream: &str, from_version: u64) -> Result<StreamIter<E>> {
+        let (archived, iter) = self.stream_from(stream, from_version);
+        if from_version.max(1) <= archived {
+            return Err(Error::Archived {
+                requested: Position::ZERO,
+                first_available: self.first(),
+            });
+        }
+        Ok(iter)
+    }
+
+    /// A stream's archived version count, and its events from
+    /// `from_version` on that the log holds.
+    fn stream_from(&self, stream: &str, from_version: u64) -> (u64, StreamIter<E>) {
         let (head, table) = self.slots.snapshot();
-        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        let positions = self
+        let (archived, positions) = self
             .streams
-            .read(stream, |v| {
-                v.iter()
-                    .skip(skip)
-                    .copied()
-                    .take_while(|p| p.0 <= head)
-                    .collect()
+            .read(stream, |p| {
+                let skip = from_version.saturating_sub(1).saturating_sub(p.archived);
+                let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+                let kept = p.kept.iter().skip(skip).copied();
+                (p.archived, kept.take_while(|q| q.0 <= head).collect())
             })
             .unwrap_or_default();
-        StreamIter::new(table, positions)
+        (archived, StreamIter::new(table, positions))
     }
 
     /// The number of distinct streams.
@@ -188,7 +294,7 @@ impl<E> Log<E> {
         let start = match range.start_bound() {
             Bound::Included(t) => first_after(&table, head, |ts| ts < stamp(t)),
             Bound::Excluded(t) => first_after(&table, head, |ts| ts <= stamp(t)),
-            Bound::Unbounded => 1,
+            Bound::Unbounded => table.first,
         };
         let end = match range.end_bound() {
             Bound::Included(t) => first_after(&table, head, |ts| ts <= stamp(t)) - 1,
@@ -202,7 +308,7 @@ impl<E> Log<E> {
     pub fn position_at(&self, time: SystemTime) -> Option<Position> {
         let (head, table) = self.slots.snapshot();
         let after = first_after(&table, head, |ts| ts <= stamp(&time));
-        (after > 1).then(|| Position(after - 1))
+        (after > table.first).then(|| Position(after - 1))
     }
 }
 
@@ -223,11 +329,11 @@ fn stamp(t: &SystemTime) -> Timestamp {
     Timestamp::from_system_time(*t)
 }
 
-/// The first position in `1..=head` whose timestamp fails `before`, or
+/// The first position in `first..=head` whose timestamp fails `before`, or
 /// `head + 1`. Timestamps are non-decreasing along the log, so `before` holds
 /// for a prefix of it: a binary search finds its end.
 fn first_after<E>(table: &Table<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> u64 {
-    let (mut lo, mut hi) = (1, head + 1);
+    let (mut lo, mut hi) = (table.first, head + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         match table.read(mid) {
@@ -292,5 +398,66 @@ mod tests {
         assert_eq!(log.stream_version("b"), 9);
         let at = Timestamp::from_nanos(75).to_system_time();
         assert_eq!(log.position_at(at), Some(Position(7)));
+    }
+
+    #[test]
+    fn a_released_front_is_refused_by_the_checked_reads_and_skipped_by_the_others() {
+        let log = log_of(&[1, 5, 1, 1, 7, 2]);
+        log.release_before(Position(7));
+        assert_eq!(log.first(), Position(7));
+        let all: Vec<u64> = log.read_all(..).map(|e| e.payload).collect();
+        assert_eq!(all, (7..=17).collect::<Vec<_>>());
+        assert!(log.get(Position(6)).is_none());
+        assert_eq!(log.get(Position(7)).map(|e| e.payload), Some(7));
+        let err = log.try_read_all(Position(3)..).err();
+        assert!(matches!(
+            err,
+            Some(Error::Archived {
+                requested: Position(3),
+                first_available: Position(7)
+            })
+        ));
+        assert!(log.try_read_all(..).is_ok());
+        assert_eq!(
+            log.try_read_all(Position(7)..).map(|i| i.count()).ok(),
+            Some(11)
+        );
+        // Stream "a" holds the even positions: versions 1..=3 are gone.
+        assert_eq!(log.stream_version("a"), 8);
+        let a: Vec<(u64, u64)> = log
+            .read_stream("a", 1)
+            .map(|e| (e.version, e.payload))
+            .collect();
+        assert_eq!(a[0], (4, 8));
+        assert!(log.try_read_stream("a", 3).is_err());
+        assert_eq!(log.try_read_stream("a", 5).map(|i| i.count()).ok(), Some(4));
+        let mut before: Vec<_> = log.versions_before(Position(10)).into_iter().collect();
+        before.sort();
+        assert_eq!(before, [(StreamId::from("a"), 4), (StreamId::from("b"), 5)]);
+        let at = Timestamp::from_nanos(45).to_system_time();
+        assert_eq!(log.position_at(at), None, "position 4 is archived");
+    }
+
+    #[test]
+    fn a_log_can_start_after_a_horizon() {
+        let log: Log<u64> = Log::starting_at(
+            Faults::default(),
+            Position(101),
+            [(StreamId::from("a"), 50)],
+        );
+        assert_eq!((log.first(), log.head()), (Position(101), Position(100)));
+        assert_eq!(log.stream_version("a"), 50);
+        let batch: Batch<u64> = Arc::new(
+            (101..=103)
+                .map(|p| Recorded::for_test(p, "a", p - 50, p))
+                .collect(),
+        );
+        log.append(&batch);
+        assert_eq!(log.head(), Position(103));
+        assert_eq!(log.stream_version("a"), 53);
+        let a: Vec<u64> = log.read_stream("a", 52).map(|e| e.version).collect();
+        assert_eq!(a, [52, 53]);
+        assert_eq!(log.read_all(..).count(), 3);
+        assert!(log.try_read_all(Position(100)..).is_err());
     }
 }

@@ -60,6 +60,14 @@ mod imp {
         pub(crate) fn len(&self) -> usize {
             self.0.len()
         }
+
+        /// Runs `f` on every entry, one shard lock at a time.
+        pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &mut V)) {
+            for mut entry in self.0.iter_mut() {
+                let (key, value) = entry.pair_mut();
+                f(key, value);
+            }
+        }
     }
 
     pub(crate) mod channel {

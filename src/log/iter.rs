@@ -47,6 +47,11 @@ impl<E> LogIter<E> {
         }
     }
 
+    /// The first position the log held when this iterator was made.
+    pub(super) fn first(&self) -> u64 {
+        self.table.first
+    }
+
     fn read(&mut self, position: u64) -> Option<EventRef<E>> {
         let table = &self.table;
         self.last.read(position, |p| table.batch(p))

@@ -4,7 +4,7 @@
 
 use crate::event::{Batch, EventRef};
 use crate::faults::Faults;
-use crate::sync::{Arc, ArcSwap, AtomicU64, Guard, OnceLock, Ordering};
+use crate::sync::{Arc, ArcSwap, AtomicU64, Guard, Mutex, OnceLock, Ordering};
 
 /// Entries per chunk. A chunk is allocated whole when the log reaches it.
 /// One under loom, where every entry is an object loom tracks and where
@@ -16,6 +16,9 @@ const CHUNK: usize = if cfg!(loom) { 1 } else { 1 << 14 };
 /// it grows.
 struct Chunked<T> {
     chunks: ArcSwap<Vec<Arc<[T]>>>,
+    /// Taken by whoever replaces the table (the sequencer growing it, or
+    /// the log letting go of its front), so neither loses the other's.
+    replacing: Mutex<()>,
 }
 
 /// The chunks of a [`Chunked`] array, as loaded.
@@ -25,22 +28,49 @@ impl<T> Chunked<T> {
     fn new() -> Chunked<T> {
         Chunked {
             chunks: ArcSwap::from_pointee(Vec::new()),
+            replacing: Mutex::new(()),
         }
     }
 
     /// The chunks, grown (and published) to cover index `i` if they do not
-    /// yet. Only the sequencer grows them.
-    fn covering(&self, i: usize, fresh: impl Fn() -> T) -> Guard<Vec<Arc<[T]>>> {
+    /// yet. Only the sequencer grows them. Chunks wholly below index `from`
+    /// (the front the log no longer holds) are added empty.
+    fn covering(&self, i: usize, from: usize, fresh: impl Fn() -> T) -> Guard<Vec<Arc<[T]>>> {
         let chunks = self.chunks.load();
         let needed = i / CHUNK + 1;
         if chunks.len() >= needed {
             return chunks;
         }
+        drop(chunks);
+        let _replacing = self.replacing.lock();
+        let chunks = self.chunks.load();
         let mut grown = Vec::with_capacity(needed.max(chunks.len() * 2));
         grown.extend(chunks.iter().cloned());
-        grown.resize_with(needed, || (0..CHUNK).map(|_| fresh()).collect());
+        while grown.len() < needed {
+            let c = grown.len();
+            grown.push(if (c + 1) * CHUNK <= from {
+                Arc::from(Vec::new())
+            } else {
+                (0..CHUNK).map(|_| fresh()).collect()
+            });
+        }
         self.chunks.store(Arc::new(grown));
         self.chunks.load()
+    }
+
+    /// Lets go of every chunk wholly below index `from` (readers that
+    /// loaded the table before keep theirs until they drop it).
+    fn release_below(&self, from: usize) {
+        let _replacing = self.replacing.lock();
+        let chunks = self.chunks.load();
+        let whole = (from / CHUNK).min(chunks.len());
+        if chunks[..whole].iter().all(|c| c.is_empty()) {
+            return;
+        }
+        let mut kept: Vec<Arc<[T]>> = Vec::with_capacity(chunks.len());
+        kept.extend((0..whole).map(|_| Arc::from(Vec::new())));
+        kept.extend(chunks[whole..].iter().cloned());
+        self.chunks.store(Arc::new(kept));
     }
 }
 
@@ -50,9 +80,11 @@ fn entry<T>(chunks: &[Arc<[T]>], i: usize) -> Option<&T> {
 
 /// Append-only storage of recorded events.
 ///
-/// Invariant: for every position `p <= head`, `batch_of[p - 1]` holds a
-/// number `b` such that `batches[b - 1]` is written and holds `p`; neither
-/// ever changes.
+/// Invariant: for every position `first <= p <= head`, `batch_of[p - 1]`
+/// holds a number `b` such that `batches[b - 1]` is written and holds `p`;
+/// neither changes while `p` is at or above `first`. Positions below
+/// `first` (archived, or never held: a log recovered from a horizon) are
+/// not read; their chunks are let go.
 /// Entries above the head are not read. One thread (the sequencer) appends;
 /// any number of threads read without a lock.
 pub(crate) struct Slots<E> {
@@ -63,6 +95,8 @@ pub(crate) struct Slots<E> {
     /// Batches appended so far; written by the sequencer only.
     batch_count: AtomicU64,
     head: AtomicU64,
+    /// The first position held (1 unless the front was let go).
+    first: AtomicU64,
     faults: Faults,
 }
 
@@ -71,16 +105,59 @@ pub(crate) struct Slots<E> {
 pub(crate) struct Table<E> {
     batch_of: Chunks<AtomicU64>,
     batches: Chunks<OnceLock<Batch<E>>>,
+    /// The first position these chunks hold.
+    pub(crate) first: u64,
 }
 
 impl<E> Slots<E> {
-    pub(crate) fn new(faults: Faults) -> Slots<E> {
+    /// An empty store whose first event will be at `first` (1, or the
+    /// horizon of a log whose front was archived), so its head is
+    /// `first - 1`.
+    pub(crate) fn new(faults: Faults, first: u64) -> Slots<E> {
+        let first = first.max(1);
         Slots {
             batch_of: Chunked::new(),
             batches: Chunked::new(),
             batch_count: AtomicU64::new(0),
-            head: AtomicU64::new(0),
+            head: AtomicU64::new(first - 1),
+            first: AtomicU64::new(first),
             faults,
+        }
+    }
+
+    /// The first position held.
+    pub(crate) fn first(&self) -> u64 {
+        self.first.load(Ordering::Acquire)
+    }
+
+    /// Lets go of every position below `first` (which must be at most the
+    /// head + 1): reads below it find nothing from now on, and the memory
+    /// of batches wholly below it is freed once no reader holds them.
+    pub(crate) fn release_before(&self, first: u64) {
+        if first <= self.first() {
+            return;
+        }
+        // The new first is stored before the tables lose anything: a reader
+        // that loads a table and then the first never reads a position the
+        // table no longer holds.
+        self.first.store(first, Ordering::Release);
+        // Batches numbered below the one holding `first` are wholly below
+        // it (all of them if `first` is not written yet).
+        let written = {
+            let batch_of = self.batch_of.chunks.load();
+            index(first)
+                .and_then(|i| entry(&batch_of, i))
+                .map_or(0, |e| e.load(Ordering::Relaxed))
+        };
+        let number = match written {
+            0 => self.batch_count.load(Ordering::Relaxed) + 1,
+            n => n,
+        };
+        if let Some(i) = index(first) {
+            self.batch_of.release_below(i);
+        }
+        if let Some(b) = index(number) {
+            self.batches.release_below(b);
         }
     }
 
@@ -101,14 +178,15 @@ impl<E> Slots<E> {
         let number = self.batch_count.load(Ordering::Relaxed) + 1;
         self.batch_count.store(number, Ordering::Relaxed);
         let b = index(number).unwrap_or(usize::MAX);
-        let batches = self.batches.covering(b, OnceLock::new);
+        let batches = self.batches.covering(b, 0, OnceLock::new);
         let written = entry(&batches, b).map(|slot| slot.set(Arc::clone(batch)));
         debug_assert!(
             matches!(written, Some(Ok(()))),
             "batch {number} not written once"
         );
         let top = index(last.position.0).unwrap_or(usize::MAX);
-        let batch_of = self.batch_of.covering(top, || AtomicU64::new(0));
+        let from = index(self.first()).unwrap_or(0);
+        let batch_of = self.batch_of.covering(top, from, || AtomicU64::new(0));
         for p in first.position.0..=last.position.0 {
             // Relaxed: readers reach this entry only through the head,
             // stored with Release below.
@@ -129,9 +207,14 @@ impl<E> Slots<E> {
     /// The head and a table covering every position up to it.
     pub(crate) fn snapshot(&self) -> (u64, Table<E>) {
         let head = self.head();
+        let batch_of = self.batch_of.chunks.load_full();
+        let batches = self.batches.chunks.load_full();
+        // Loaded after the tables: they hold every position from it on.
+        let first = self.first();
         let table = Table {
-            batch_of: self.batch_of.chunks.load_full(),
-            batches: self.batches.chunks.load_full(),
+            batch_of,
+            batches,
+            first,
         };
         (head, table)
     }
@@ -147,6 +230,9 @@ impl<E> Slots<E> {
             return None;
         }
         let (batch_of, batches) = (self.batch_of.chunks.load(), self.batches.chunks.load());
+        if position < self.first() {
+            return None;
+        }
         batch_at(&batch_of, &batches, position)
     }
 }
@@ -195,7 +281,7 @@ mod tests {
 
     #[test]
     fn reads_across_batches_and_chunk_boundaries() {
-        let slots = Slots::new(Faults::default());
+        let slots = Slots::new(Faults::default(), 1);
         let n = (CHUNK * 2 + 3) as u64;
         slots.append(&batch(1..=10));
         assert_eq!(slots.head(), 10);
@@ -224,5 +310,38 @@ mod tests {
         assert_eq!(head, n);
         assert_eq!(table.read(n).map(|e| e.payload), Some(n * 10));
         assert_eq!(table.batch(5).map(|b| b.len()), Some(10));
+    }
+
+    #[test]
+    fn releasing_the_front_frees_whole_chunks_and_starting_late_allocates_none() {
+        let slots = Slots::new(Faults::default(), 1);
+        let n = (CHUNK * 3) as u64;
+        for start in (1..=n).step_by(100) {
+            slots.append(&batch(start..=(start + 99).min(n)));
+        }
+        let held = slots
+            .batches
+            .chunks
+            .load()
+            .iter()
+            .filter(|c| !c.is_empty())
+            .count();
+        slots.release_before(CHUNK as u64 * 2 + 5);
+        assert_eq!(slots.first(), CHUNK as u64 * 2 + 5);
+        let batch_of = slots.batch_of.chunks.load();
+        assert!(batch_of[0].is_empty() && batch_of[1].is_empty() && !batch_of[2].is_empty());
+        let batches = slots.batches.chunks.load();
+        assert!(batches.iter().filter(|c| !c.is_empty()).count() <= held);
+        assert!(slots.get(CHUNK as u64 * 2 + 4).is_none());
+        assert_eq!(slots.get(n).map(|e| e.payload), Some(n * 10));
+        let (_, table) = slots.snapshot();
+        assert_eq!(table.first, CHUNK as u64 * 2 + 5);
+
+        let late = Slots::new(Faults::default(), n + 1);
+        assert_eq!(late.head(), n);
+        late.append(&batch(n + 1..=n + 3));
+        let chunks = late.batch_of.chunks.load();
+        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.is_empty()));
+        assert_eq!(late.get(n + 2).map(|e| e.payload), Some((n + 2) * 10));
     }
 }

@@ -171,6 +171,12 @@ impl<K: Eq + Hash, V: Default> Index<K, V> {
         self.lock().get(key).map(f)
     }
 
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &mut V)) {
+        for (key, value) in self.lock().iter_mut() {
+            f(key, value);
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
