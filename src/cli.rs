@@ -43,7 +43,7 @@ use crate::event::Event;
 use crate::ops;
 use crate::position::Position;
 use crate::runtime::Runtime;
-use crate::storage::{BackupProgress, Storage};
+use crate::storage::{ArchiveMode, BackupProgress, Storage};
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +83,17 @@ enum Command {
         backup: PathBuf,
         /// Where the log goes: a new or empty directory.
         dir: PathBuf,
+    },
+    /// Archives the segments wholly before position P of a log directory no runtime has open.
+    Archive {
+        /// The log directory.
+        dir: PathBuf,
+        /// Archive the whole segments before this position (kept: the one holding it).
+        #[arg(long, value_name = "P")]
+        before: u64,
+        /// Delete the archived segments instead of moving them to DIR/archive/.
+        #[arg(long)]
+        delete: bool,
     },
     /// Writes the log as JSON lines to standard output (needs the event type).
     Export {
@@ -248,6 +259,11 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
                 dir.display()
             )?;
         }
+        Command::Archive {
+            dir,
+            before,
+            delete,
+        } => archive(&dir, before, delete, &mut out)?,
         Command::Export {
             dir,
             from,
@@ -261,6 +277,28 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
             let said = import(typed, &dir, file.as_deref())?;
             writeln!(out, "{said}")?;
         }
+    }
+    Ok(())
+}
+
+fn archive(dir: &Path, before: u64, delete: bool, out: &mut dyn Write) -> Result<()> {
+    let mode = match delete {
+        true => ArchiveMode::Delete,
+        false => ArchiveMode::Move,
+    };
+    let done = ops::archive_dir(dir, Position(before), mode)?;
+    let gone = if delete {
+        "deleted"
+    } else {
+        "moved to archive/"
+    };
+    writeln!(
+        out,
+        "the log starts at position {}: {} segments ({} bytes) {gone}",
+        done.first, done.segments, done.bytes
+    )?;
+    if let Some(why) = done.held_back {
+        writeln!(out, "not as far as asked: {why}")?;
     }
     Ok(())
 }

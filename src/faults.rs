@@ -23,6 +23,10 @@ pub struct Faults {
     /// Release the sequencer role without looking at the queue again, so a
     /// command queued meanwhile can be stranded.
     pub unchecked_release: bool,
+    /// When the log lets go of its front, empty the chunk tables before
+    /// raising the first position, so a reader can miss a position it
+    /// counts as held.
+    pub late_first: bool,
 }
 
 /// No faults: normal builds cannot break anything on purpose. (A field, not
@@ -50,6 +54,10 @@ impl Faults {
     pub(crate) const fn unchecked_release(self) -> bool {
         false
     }
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) const fn late_first(self) -> bool {
+        false
+    }
 }
 
 #[cfg(loom)]
@@ -68,5 +76,8 @@ impl Faults {
     }
     pub(crate) fn unchecked_release(self) -> bool {
         self.unchecked_release
+    }
+    pub(crate) fn late_first(self) -> bool {
+        self.late_first
     }
 }

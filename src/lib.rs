@@ -234,8 +234,9 @@ pub use sequencer::Sequencing;
 #[cfg(feature = "durable")]
 #[doc(hidden)]
 pub use storage::InjectedFault;
+pub use storage::{ArchiveMode, Retention};
 #[cfg(feature = "durable")]
-pub use storage::{BackupProgress, BackupSummary};
+pub use storage::{ArchiveSummary, BackupProgress, BackupSummary};
 pub use storage::{Cut, Durability, RecoveryMode, RecoveryReport, Storage};
 pub use subscription::Subscription;
 #[cfg(feature = "async")]

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::SystemTime;
 
+use uuid::Uuid;
+
 use crate::error::{Error, Result};
 use crate::event::{Batch, Event, EventRef, Timestamp};
 use crate::position::{Position, StreamId};
-use crate::sync::Index;
+use crate::sync::{Index, Mutex};
 
 pub(crate) use iter::LastBatch;
 pub use iter::{LogIter, StreamIter};
@@ -51,6 +53,10 @@ pub struct Log<E> {
     slots: Slots<E>,
     /// Stream id -> positions of its events held in memory.
     streams: Index<StreamId, Positions>,
+    /// The id and time of the event just before the first held (nil and 0
+    /// for none), so a checkpoint or snapshot taken there can still be
+    /// checked and time never goes back.
+    before_first: Mutex<(Uuid, Timestamp)>,
 }
 
 /// The positions of one stream's events the log holds, after those it
@@ -72,7 +78,8 @@ impl<E> std::fmt::Debug for Log<E> {
 
 impl<E> Log<E> {
     pub(crate) fn new(faults: crate::faults::Faults) -> Log<E> {
-        Log::starting_at(faults, Position::FIRST, std::iter::empty())
+        let before = (Uuid::nil(), Timestamp::from_nanos(0));
+        Log::starting_at(faults, Position::FIRST, before, std::iter::empty())
     }
 
     /// An empty log whose first event will be at `first`, the horizon of a
@@ -80,6 +87,7 @@ impl<E> Log<E> {
     pub(crate) fn starting_at(
         faults: crate::faults::Faults,
         first: Position,
+        before_first: (Uuid, Timestamp),
         versions: impl IntoIterator<Item = (StreamId, u64)>,
     ) -> Log<E> {
         let streams = Index::new();
@@ -89,6 +97,25 @@ impl<E> Log<E> {
         Log {
             slots: Slots::new(faults, first.0),
             streams,
+            before_first: Mutex::new(before_first),
+        }
+    }
+
+    /// The id of the event at `position`, also for the one just before
+    /// [`first`](Log::first).
+    pub(crate) fn id_at(&self, position: Position) -> Option<Uuid> {
+        if position.next() == self.first() && position > Position::ZERO {
+            return Some(self.before_first.lock().0);
+        }
+        self.get(position).map(|e| e.id)
+    }
+
+    /// The time of the last event, also when the log holds none after its
+    /// horizon (0 for an empty log).
+    pub(crate) fn last_time(&self) -> Timestamp {
+        match self.get(self.head()) {
+            Some(e) => e.recorded_at,
+            None => self.before_first.lock().1,
         }
     }
 
@@ -102,10 +129,14 @@ impl<E> Log<E> {
 
     /// Lets go of every position below `first` (at most the head + 1):
     /// reads, stream reads and time lookups start there from now on.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn release_before(&self, first: Position) {
         let first = Position(first.0.min(self.head().0 + 1));
         if first <= self.first() {
             return;
+        }
+        if let Some(e) = self.get(Position(first.0 - 1)) {
+            *self.before_first.lock() = (e.id, e.recorded_at);
         }
         self.slots.release_before(first.0);
         self.streams.for_each(|_, p| {
@@ -113,6 +144,14 @@ impl<E> Log<E> {
             p.archived += gone as u64;
             p.kept.drain(..gone);
         });
+    }
+
+    /// Lets go of every position below `first`, as archiving does: for the
+    /// loom model of a reader racing it (loom builds only).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn release_before_for_model(&self, first: Position) {
+        self.release_before(first);
     }
 
     /// Every stream's version counting only events before `position`.
@@ -443,10 +482,12 @@ mod tests {
         let log: Log<u64> = Log::starting_at(
             Faults::default(),
             Position(101),
+            (Uuid::from_u128(100), Timestamp::from_nanos(5)),
             [(StreamId::from("a"), 50)],
         );
         assert_eq!((log.first(), log.head()), (Position(101), Position(100)));
         assert_eq!(log.stream_version("a"), 50);
+        assert_eq!(log.id_at(Position(100)), Some(Uuid::from_u128(100)));
         let batch: Batch<u64> = Arc::new(
             (101..=103)
                 .map(|p| Recorded::for_test(p, "a", p - 50, p))

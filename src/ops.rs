@@ -7,8 +7,9 @@
 use std::path::Path;
 
 use crate::error::Result;
+use crate::position::Position;
 pub use crate::storage::DirSummary;
-use crate::storage::{self, BackupProgress, BackupSummary};
+use crate::storage::{self, ArchiveMode, ArchiveSummary, BackupProgress, BackupSummary};
 
 /// What the log directory `dir` holds: its identity, head, segments,
 /// snapshots and checkpoints, from the batch headers (every header's
@@ -39,4 +40,24 @@ pub fn backup_dir(
     mut progress: impl FnMut(BackupProgress),
 ) -> Result<BackupSummary> {
     storage::backup_closed(dir.as_ref(), dest.as_ref(), &mut progress)
+}
+
+/// Archives the log directory `dir`, which no runtime may have open, before
+/// `position`: as [`Runtime::archive_before`](crate::Runtime::archive_before)
+/// does, as far as every view with snapshots in the directory can be
+/// rebuilt (a program whose views are in memory only cannot open the log
+/// afterwards: it gets [`Error::Archived`](crate::Error::Archived)).
+/// The streams' versions below the horizon are read from the frames'
+/// headers, every frame checked first.
+///
+/// Errors: [`Error::Locked`](crate::Error::Locked) if a runtime has it
+/// open; [`Error::Corrupt`](crate::Error::Corrupt) naming the file and
+/// offset of damage or a directory that is not a log's;
+/// [`Error::Io`](crate::Error::Io).
+pub fn archive_dir(
+    dir: impl AsRef<Path>,
+    position: Position,
+    mode: ArchiveMode,
+) -> Result<ArchiveSummary> {
+    storage::archive_closed(dir.as_ref(), position, mode)
 }

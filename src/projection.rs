@@ -145,14 +145,19 @@ impl ProjectionState {
 
     /// Records the handler's failure on `event` (`head`: the log's head).
     fn fail<E>(&self, event: &Recorded<E>, head: Position, message: &str) {
-        let position = event.position;
+        self.fail_at(event.position, message);
+        self.report_lag(event, head);
+    }
+
+    /// Marks the projection failed at `position` (an event it could not
+    /// handle, or could not read).
+    fn fail_at(&self, position: Position, message: &str) {
         tracing::error!(projection = %self.name, %position, %message, "projection failed");
         let _ = self
             .failure
             .set(format!("at position {position}: {message}"));
         self.signal.notify();
         crate::telemetry::projection_failed(&self.name);
-        self.report_lag(event, head);
     }
 
     /// Marks the projection stopped, for waiters and stats.

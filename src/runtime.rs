@@ -2,6 +2,8 @@
 //! reading, time travel, subscriptions, actors, projections, stats and
 //! shutdown.
 
+#[cfg(feature = "durable")]
+mod archive;
 mod builder;
 #[cfg(feature = "jsonl")]
 mod jsonl;
@@ -111,6 +113,23 @@ struct Shared<E: Event> {
     /// A log directory's path and log id (for backups).
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     dir: Option<(std::path::PathBuf, uuid::Uuid)>,
+    /// The persisted views' names.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    persisted: Vec<String>,
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    archiving: Policy,
+    /// Held by a backup or an archiving, so that one runs at a time.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    maintenance: Mutex<()>,
+}
+
+/// How a runtime archives its log's front: what to keep, where the rest
+/// goes.
+#[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
+pub(crate) struct Policy {
+    pub(crate) retain: Option<crate::storage::Retention>,
+    pub(crate) mode: crate::storage::ArchiveMode,
 }
 
 impl<E: Event> fmt::Debug for Runtime<E> {
@@ -141,6 +160,8 @@ pub(crate) struct Parts<E> {
     pub(crate) max_append_events: usize,
     pub(crate) recovery: Option<RecoveryReport>,
     pub(crate) dir: Option<(std::path::PathBuf, uuid::Uuid)>,
+    pub(crate) persisted: Vec<String>,
+    pub(crate) archiving: Policy,
 }
 
 impl<E: Event> Runtime<E> {
@@ -161,10 +182,18 @@ impl<E: Event> Runtime<E> {
             max_append_events: parts.max_append_events,
             recovery: parts.recovery,
             dir: parts.dir,
+            persisted: parts.persisted,
+            archiving: parts.archiving,
+            maintenance: Mutex::new(()),
         };
-        Runtime {
-            inner: Arc::new(shared),
+        let inner = Arc::new(shared);
+        #[cfg(feature = "durable")]
+        if inner.archiving.retain.is_some() {
+            if let Err(e) = archive::spawn_retention(Arc::downgrade(&inner)) {
+                tracing::warn!(error = %e, "the retention thread could not start; call apply_retention");
+            }
         }
+        Runtime { inner }
     }
 
     /// A handle for appending events.
@@ -231,7 +260,9 @@ impl<E: Event> Runtime<E> {
     /// kept snapshot at or before it, plus a replay of the events between.
     ///
     /// Errors: [`Error::PositionOutOfRange`] for position 0 or beyond the
-    /// head; [`Error::ViewFailed`] if the view's `apply` panics on the way.
+    /// head; [`Error::Archived`] if no copy is kept at or after the log's
+    /// horizon before `position` and the replay would need archived events;
+    /// [`Error::ViewFailed`] if the view's `apply` panics on the way.
     pub fn view_at<V: View<E>>(&self, name: &str, position: Position) -> Result<Snapshot<V>> {
         let view = self.view::<V>(name)?;
         let head = self.inner.hub.log.head();
@@ -249,6 +280,13 @@ impl<E: Event> Runtime<E> {
                 head,
             })?;
         let log = &self.inner.hub.log;
+        if base.position < position && base.position.next() < log.first() {
+            // The replay from the nearest copy needs archived events.
+            return Err(Error::Archived {
+                requested: base.position.next(),
+                first_available: log.first(),
+            });
+        }
         sync::catch_unwind(|| {
             crate::view::replay(&base, log.read_all(base.position.next()..=position))
         })
@@ -265,12 +303,14 @@ impl<E: Event> Runtime<E> {
     /// Errors: [`Error::BeforeFirstEvent`] if no event is that old, and those
     /// of [`view_at`](Runtime::view_at).
     pub fn view_as_of<V: View<E>>(&self, name: &str, time: SystemTime) -> Result<Snapshot<V>> {
-        let position = self
-            .inner
-            .hub
-            .log
-            .position_at(time)
-            .ok_or(Error::BeforeFirstEvent { requested: time })?;
+        let log = &self.inner.hub.log;
+        let position = log.position_at(time).ok_or(match log.first() {
+            Position::FIRST => Error::BeforeFirstEvent { requested: time },
+            first => Error::Archived {
+                requested: Position::ZERO,
+                first_available: first,
+            },
+        })?;
         self.view_at(name, position)
     }
 

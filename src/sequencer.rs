@@ -122,13 +122,15 @@ impl<E: Event> Sequencer<E> {
         // remembered one event at a time (the grouping of events into
         // appends is not stored); a shared log finds them in the database,
         // with their appends' extents.
-        let mut versions: HashMap<StreamId, u64, _> = HashMap::default();
-        let mut last_stamp = Timestamp::from_nanos(0);
-        let remembered_from = shared.log.head().0.saturating_sub(dedupe_window as u64);
-        for e in shared.log.read_all(..) {
-            versions.insert(e.stream.clone(), e.version);
-            last_stamp = e.recorded_at;
-            if e.position.0 > remembered_from && !shared_log {
+        // Every stream's version, also of streams whose events were all
+        // archived (the log keeps their versions).
+        let log = &shared.log;
+        let versions: HashMap<StreamId, u64, _> =
+            log.versions_before(log.head().next()).into_iter().collect();
+        let last_stamp = log.last_time();
+        let remembered_from = log.head().0.saturating_sub(dedupe_window as u64);
+        for e in log.read_all(Position(remembered_from + 1)..) {
+            if !shared_log {
                 let ack = Appended {
                     position: e.position,
                     version: e.version,

@@ -26,6 +26,8 @@
 // too) needs the `durable` feature; the in-memory runtime needs only the
 // configuration, the report type and the store trait.
 #[cfg(feature = "durable")]
+mod archive;
+#[cfg(feature = "durable")]
 mod backup;
 #[cfg(feature = "durable")]
 mod checkpoint;
@@ -37,6 +39,8 @@ mod config;
 mod files;
 #[cfg(feature = "durable")]
 mod frame;
+#[cfg(feature = "durable")]
+mod horizon;
 #[cfg(feature = "durable")]
 mod identity;
 #[cfg(feature = "durable")]
@@ -65,6 +69,10 @@ mod store;
 mod upcast;
 
 #[cfg(feature = "durable")]
+pub use archive::ArchiveSummary;
+#[cfg(feature = "durable")]
+pub(crate) use archive::{archive_closed, commit as archive, reachable as archive_reachable};
+#[cfg(feature = "durable")]
 pub(crate) use backup::{backup, Source as BackupSource};
 #[cfg(feature = "durable")]
 pub use backup::{BackupProgress, BackupSummary};
@@ -76,8 +84,11 @@ pub(crate) use config::Engine;
 #[cfg(feature = "durable")]
 #[doc(hidden)]
 pub use config::InjectedFault;
+pub use config::{ArchiveMode, Retention};
 pub use config::{Durability, RecoveryMode, Storage};
 pub(crate) use files::is_plain_file_name;
+#[cfg(feature = "durable")]
+pub(crate) use horizon::Horizon;
 #[cfg(feature = "durable")]
 pub use inspect::DirSummary;
 #[cfg(feature = "durable")]
@@ -89,7 +100,7 @@ pub use report::{Cut, RecoveryReport};
 pub(crate) use restore::restore;
 #[cfg(feature = "durable")]
 pub(crate) use snapshot::SnapshotFiles;
-pub(crate) use store::{Failure, SharedHead, Store};
+pub(crate) use store::{Failure, SharedHead, Start, Store};
 #[cfg(feature = "durable")]
 pub(crate) use upcast::Upcasters;
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::event::{Event, EventRef};
 use crate::hub::Hub;
 use crate::log::LastBatch;
@@ -42,6 +43,10 @@ pub struct Subscription<E> {
     shared: Arc<Hub<E>>,
     next: Position,
     last: LastBatch<E>,
+    /// Set once the next event was found archived: the log's first
+    /// position then. The subscription ends; [`error`](Subscription::error)
+    /// says why.
+    archived: Option<Position>,
 }
 
 impl<E> fmt::Debug for Subscription<E> {
@@ -58,7 +63,19 @@ impl<E: Event> Subscription<E> {
             shared,
             next: from,
             last: LastBatch::default(),
+            archived: None,
         }
+    }
+
+    /// Why the subscription ended early: [`Error::Archived`] if the events
+    /// it was to deliver next were archived (it started before the log's
+    /// first position, or fell behind while the front was archived).
+    /// `None` while it goes on, and after a shutdown.
+    pub fn error(&self) -> Option<Error> {
+        self.archived.map(|first| Error::Archived {
+            requested: self.next,
+            first_available: first,
+        })
     }
 
     /// The position of the next event this subscription will deliver.
@@ -69,7 +86,12 @@ impl<E: Event> Subscription<E> {
     /// The next event if it is already in the log.
     pub fn try_next(&mut self) -> Option<EventRef<E>> {
         let log = &self.shared.log;
-        let e = self.last.read(self.next.0, |p| log.batch(Position(p)))?;
+        let Some(e) = self.last.read(self.next.0, |p| log.batch(Position(p))) else {
+            if self.next < log.first() {
+                self.archived = Some(log.first());
+            }
+            return None;
+        };
         self.next = self.next.next();
         Some(e)
     }
@@ -84,6 +106,9 @@ impl<E: Event> Subscription<E> {
         loop {
             if let Some(e) = self.try_next() {
                 return Some(e);
+            }
+            if self.archived.is_some() {
+                return None;
             }
             // Check the log once more after seeing the exit: the final batch
             // lands before the sequencer exits.
@@ -159,6 +184,11 @@ impl<E: Event> SubscriptionStream<E> {
         self.sub.next
     }
 
+    /// Why the stream ended early: see [`Subscription::error`].
+    pub fn error(&self) -> Option<Error> {
+        self.sub.error()
+    }
+
     /// Back to a blocking iterator, from where it is.
     pub fn into_blocking(self) -> Subscription<E> {
         self.sub
@@ -179,7 +209,7 @@ impl<E: Event> futures_core::Stream for SubscriptionStream<E> {
         if let Some(e) = sub.try_next() {
             return Poll::Ready(Some(e));
         }
-        if sub.shared.exited() {
+        if sub.shared.exited() || sub.archived.is_some() {
             return Poll::Ready(sub.try_next());
         }
         this.waiting.register(cx.waker());

@@ -226,3 +226,69 @@ fn a_checkpoint_that_proves_a_loss_fails_verify_and_the_offline_backup() {
         }
     }
 }
+
+#[test]
+fn archive_moves_whole_segments_and_a_reopen_starts_at_the_horizon() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    let rt = filled(&log);
+    let versions: Vec<u64> = (0..7)
+        .map(|s| rt.log().stream_version(&format!("acct-{s}")))
+        .collect();
+    // Refused while a runtime has the directory.
+    let busy = rwlog(&[
+        Path::new("archive"),
+        &log,
+        Path::new("--before"),
+        Path::new("500"),
+    ]);
+    assert_eq!(busy.status.code(), Some(4), "{}", text(&busy));
+    rt.shutdown().unwrap();
+    drop(rt);
+    let done = rwlog(&[
+        Path::new("archive"),
+        &log,
+        Path::new("--before"),
+        Path::new("500"),
+    ]);
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    assert!(text(&done).contains("moved to archive/"), "{}", text(&done));
+    let info = rwlog(&[Path::new("info"), &log]);
+    let said = text(&info);
+    let first: u64 = said
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("first")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no first line in:\n{said}"));
+    assert!(first > 1 && first <= 500, "{said}");
+    let verify = rwlog(&[Path::new("verify"), &log]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    // The program opens it at the horizon, with every stream's version.
+    let rt = Runtime::<Deposited>::builder()
+        .storage(Storage::dir(&log))
+        .build()
+        .unwrap();
+    assert_eq!(
+        (rt.log().first(), rt.log().head()),
+        (Position(first), Position(600))
+    );
+    for (s, v) in versions.iter().enumerate() {
+        assert_eq!(rt.log().stream_version(&format!("acct-{s}")), *v);
+    }
+    rt.writer()
+        .append("acct-0", Deposited { amount: 1 })
+        .unwrap();
+    assert_eq!(rt.log().stream_version("acct-0"), versions[0] + 1);
+    let bad = rwlog(&[
+        Path::new("archive"),
+        &root.path().join("nowhere"),
+        Path::new("--before"),
+        Path::new("5"),
+    ]);
+    assert_ne!(bad.status.code(), Some(0), "{}", text(&bad));
+}

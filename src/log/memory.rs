@@ -60,6 +60,7 @@ impl<T> Chunked<T> {
 
     /// Lets go of every chunk wholly below index `from` (readers that
     /// loaded the table before keep theirs until they drop it).
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     fn release_below(&self, from: usize) {
         let _replacing = self.replacing.lock();
         let chunks = self.chunks.load();
@@ -133,6 +134,7 @@ impl<E> Slots<E> {
     /// Lets go of every position below `first` (which must be at most the
     /// head + 1): reads below it find nothing from now on, and the memory
     /// of batches wholly below it is freed once no reader holds them.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn release_before(&self, first: u64) {
         if first <= self.first() {
             return;
@@ -140,7 +142,10 @@ impl<E> Slots<E> {
         // The new first is stored before the tables lose anything: a reader
         // that loads a table and then the first never reads a position the
         // table no longer holds.
-        self.first.store(first, Ordering::Release);
+        let late = self.faults.late_first();
+        if !late {
+            self.first.store(first, Ordering::Release);
+        }
         // Batches numbered below the one holding `first` are wholly below
         // it (all of them if `first` is not written yet).
         let written = {
@@ -158,6 +163,9 @@ impl<E> Slots<E> {
         }
         if let Some(b) = index(number) {
             self.batches.release_below(b);
+        }
+        if late {
+            self.first.store(first, Ordering::Release);
         }
     }
 

@@ -34,15 +34,17 @@ impl Checkpoints {
             }
             #[cfg(feature = "durable")]
             Checkpoints::Dir(files) => {
-                let id_at = |p: Position| log.get(p).map(|e| e.id);
+                let id_at = |p: Position| log.id_at(p);
                 let facts = LogFacts {
                     log_id: files.log_id(),
                     head: log.head(),
+                    first: log.first(),
                     id_at: &id_at,
                 };
                 Ok(files.load(name, &facts)?.unwrap_or(Position::ZERO))
             }
         }
+        .and_then(|from| resumable(from, log.first()))
     }
 
     #[cfg_attr(not(feature = "durable"), allow(unused_variables))]
@@ -55,5 +57,17 @@ impl Checkpoints {
             #[cfg(feature = "durable")]
             Checkpoints::Dir(files) => files.save(name, position, event_id),
         }
+    }
+}
+
+/// A projection resumes after `from`: refused if the events after it were
+/// archived.
+fn resumable(from: Position, first: Position) -> Result<Position> {
+    match from.next() < first {
+        true => Err(crate::error::Error::Archived {
+            requested: from.next(),
+            first_available: first,
+        }),
+        false => Ok(from),
     }
 }

@@ -306,6 +306,10 @@ async fn run<E, F, Fut>(
             break;
         }
     }
+    if let Some(error) = sub.error() {
+        // It fell behind the log's horizon: what it missed was archived.
+        state.fail_at(sub.position(), &error.to_string());
+    }
 }
 
 /// Runs one handler's future; a panic while it is polled is a failure like

@@ -38,6 +38,12 @@ impl<E: Event, P: Projector<E>> Worker<E, P> {
         // thread, which orders everything it did before it ends.
         while !self.state.stop.load(Ordering::Relaxed) {
             let Some(event) = sub.next_timeout(POLL) else {
+                if let Some(error) = sub.error() {
+                    // It fell behind the log's horizon: what it missed was
+                    // archived.
+                    self.state.fail_at(sub.position(), &error.to_string());
+                    break;
+                }
                 if self.hub.exited() && sub.try_next().is_none() {
                     break;
                 }

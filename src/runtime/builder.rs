@@ -50,6 +50,7 @@ pub struct Builder<E> {
     spare_copies: usize,
     faults: Faults,
     storage: Option<(Storage, Opener<E>)>,
+    archiving: super::Policy,
     upcasters: Upcasters<E>,
     dedupe_window: usize,
     sequencing: Sequencing,
@@ -97,6 +98,7 @@ impl<E: Event> Builder<E> {
             dedupe_window: 65_536,
             sequencing: Sequencing::default(),
             file_names: Vec::new(),
+            archiving: super::Policy::default(),
         }
     }
 
@@ -230,18 +232,14 @@ impl<E: Event> Builder<E> {
             dedupe_window: self.dedupe_window,
             faults: self.faults,
         };
-        let opened = match self.storage {
-            Some((_, open)) => Some(open_storage(open, Arc::new(self.upcasters))?),
-            None => None,
+        let (events, start, store, dir, report, shared) = match self.storage {
+            Some((_, open)) => {
+                let o = open_storage(open, Arc::new(self.upcasters))?;
+                (o.events, o.start, Some(o.store), o.info, o.report, o.shared)
+            }
+            None => (Vec::new(), None, None, None, None, None),
         };
-        let (events, store, dir, report, shared) = match opened {
-            Some(o) => (o.events, Some(o.store), o.info, o.report, o.shared),
-            None => (Vec::new(), None, None, None, None),
-        };
-        // The recovered log is one batch, kept whole like any other.
-        let recovered: Batch<E> = Arc::new(events);
-        let log = Log::new(settings.faults);
-        log.append(&recovered);
+        let (log, recovered) = recovered_log(events, start, settings.faults);
         let setup = ViewSetup {
             history: HistoryBound {
                 every: self.snapshot_every,
@@ -252,6 +250,8 @@ impl<E: Event> Builder<E> {
             spares: settings.spare_copies,
             faults: settings.faults,
             recovered: &recovered,
+            first: log.first(),
+            before_id: log.id_at(crate::position::Position(log.first().0 - 1)),
             dir: dir.as_ref(),
         };
         let (drivers, views) = views::start_all(self.views, &setup)?;
@@ -280,6 +280,8 @@ impl<E: Event> Builder<E> {
             max_append_events: self.max_append_events,
             recovery: report,
             dir: dir.as_ref().map(storage::dir_identity),
+            persisted: self.file_names,
+            archiving: self.archiving,
         }))
     }
 
@@ -300,6 +302,12 @@ impl<E: Event> Builder<E> {
         if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
             return Err(Error::Config(why));
         }
+        if self.archiving.retain.is_some() && self.file_names.len() < self.views.len() {
+            return Err(Error::Config(
+                "retain needs every view persisted (Builder::persisted_view): an in-memory view \
+                 could not be rebuilt without the archived events",
+            ));
+        }
         if !self.file_names.iter().all(|n| is_plain_file_name(n)) {
             return Err(Error::Config(
                 "a persisted view's name may use only letters, digits, '-', '_' and '.'",
@@ -315,6 +323,22 @@ impl<E: Event> Builder<E> {
             None => Ok(()),
         }
     }
+}
+
+/// The log as recovered: from its horizon if its front was archived, its
+/// events one batch, kept whole like any other.
+fn recovered_log<E>(
+    events: Vec<crate::event::Recorded<E>>,
+    start: Option<crate::storage::Start>,
+    faults: Faults,
+) -> (Log<E>, Batch<E>) {
+    let recovered: Batch<E> = Arc::new(events);
+    let log = match start {
+        Some(s) => Log::starting_at(faults, s.first, (s.before_id, s.before_time), s.versions),
+        None => Log::new(faults),
+    };
+    log.append(&recovered);
+    (log, recovered)
 }
 
 /// The builder's settings that outlive `build`'s first steps.
@@ -402,6 +426,24 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     {
         self.upcasters.add(from_schema_version, upcast);
         self
+    }
+
+    /// Keeps this much of a durable log and archives the rest, about once a
+    /// second and on [`Runtime::apply_retention`]: see
+    /// [`Runtime::archive_before`] for what archiving does and what it
+    /// waits for. Every view must be [persisted](Builder::persisted_view).
+    ///
+    /// Errors from `build`: [`Error::Config`] if a view is not persisted.
+    #[cfg(feature = "durable")]
+    pub fn retain(self, retention: crate::storage::Retention) -> Self {
+        self.with(|b| b.archiving.retain = Some(retention))
+    }
+
+    /// Where archived segments go: moved to the log directory's `archive/`
+    /// (the default) or deleted.
+    #[cfg(feature = "durable")]
+    pub fn archive_mode(self, mode: crate::storage::ArchiveMode) -> Self {
+        self.with(|b| b.archiving.mode = mode)
     }
 
     /// Registers a view whose snapshots are also written to the log's

@@ -9,12 +9,16 @@ use crate::event::{Event, Recorded};
 use crate::projection::Checkpoints;
 #[cfg(feature = "durable")]
 use crate::storage::{self, CheckpointFiles};
-use crate::storage::{DirInfo, Engine, RecoveryReport, SharedHead, Storage, Store, Upcasters};
+use crate::storage::{
+    DirInfo, Engine, RecoveryReport, SharedHead, Start, Storage, Store, Upcasters,
+};
 use crate::sync::{Arc, Mutex};
 
 /// What opening durable storage gives the builder.
 pub(super) struct Opened<E> {
     pub(super) events: Vec<Recorded<E>>,
+    /// Where the log starts, if its front was archived.
+    pub(super) start: Option<Start>,
     pub(super) store: Box<dyn Store<E>>,
     /// A log directory's facts.
     pub(super) info: Option<DirInfo>,
@@ -62,6 +66,7 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
                 let recovered = storage::open::<E>(&options, &upcasters)?;
                 Ok(Opened {
                     events: recovered.events,
+                    start: recovered.horizon.as_ref().map(|h| h.start()),
                     store: Box::new(recovered.writer),
                     info: Some(recovered.info),
                     report: Some(recovered.report),
@@ -77,6 +82,7 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
                 tracing::debug!(log_id = %opened.log_id, "a shared log");
                 Ok(Opened {
                     events: opened.events,
+                    start: None,
                     store: Box::new(opened.store),
                     info: None,
                     report: None,

@@ -59,6 +59,7 @@ impl<E: Event> Runtime<E> {
         ))?;
         // Held for the whole copy: the directory stays this runtime's.
         let _owner = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
+        let _alone = self.inner.maintenance.lock();
         let head = self.inner.hub.log.head();
         let id_at_head = self.inner.hub.log.get(head).map_or(Uuid::nil(), |e| e.id);
         let source = BackupSource {

@@ -6,10 +6,9 @@ use serde::de::DeserializeOwned;
 #[cfg(feature = "durable")]
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Recorded;
 use crate::faults::Faults;
-#[cfg(feature = "durable")]
 use crate::position::Position;
 use crate::storage::DirInfo;
 #[cfg(feature = "durable")]
@@ -34,6 +33,11 @@ pub(super) struct ViewSetup<'a, E> {
     pub(super) spares: usize,
     pub(super) faults: Faults,
     pub(super) recovered: &'a [Recorded<E>],
+    /// The first position of the recovered log (after its horizon, if its
+    /// front was archived), and the id of the event before it.
+    pub(super) first: Position,
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(super) before_id: Option<uuid::Uuid>,
     /// The log directory, for views whose snapshots persist.
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(super) dir: Option<&'a DirInfo>,
@@ -52,7 +56,24 @@ pub(super) fn in_memory<V: View<E>, E: Send + Sync + 'static>(
     initial: V,
 ) -> ViewFactory<E> {
     let name: Arc<str> = Arc::from(name);
-    Box::new(move |setup| Ok(start(name, initial, setup, None, None)))
+    Box::new(move |setup| {
+        rebuildable(&name, Position::ZERO, setup.first)?;
+        Ok(start(name, initial, setup, None, None))
+    })
+}
+
+/// A view folded from `from` needs the events after it: refused if they
+/// were archived.
+fn rebuildable(name: &str, from: Position, first: Position) -> Result<()> {
+    if from.next() >= first {
+        return Ok(());
+    }
+    tracing::error!(view = %name, from = %from, first = %first,
+        "the view has no snapshot at or after the log's horizon and cannot be rebuilt");
+    Err(Error::Archived {
+        requested: from.next(),
+        first_available: first,
+    })
 }
 
 /// A view whose snapshots are also written to the log's directory, and
@@ -69,7 +90,12 @@ where
             return Ok(start(name, initial, setup, None, None));
         };
         let files = SnapshotFiles::new(info, &name);
-        let base = newest_snapshot::<V, E>(&files, info, setup.recovered)?;
+        let base = newest_snapshot::<V, E>(&files, info, &setup)?;
+        rebuildable(
+            &name,
+            base.as_ref().map_or(Position::ZERO, |b| b.position),
+            setup.first,
+        )?;
         let keep = setup.disk_keep;
         let write: Persist<V> = Box::new(move |s: &Snapshot<V>, event_id| {
             files.write(s.position, event_id, &s.state)?;
@@ -120,18 +146,23 @@ pub(super) fn start_all<E>(
 fn newest_snapshot<V, E>(
     files: &SnapshotFiles,
     info: &DirInfo,
-    recovered: &[Recorded<E>],
+    setup: &ViewSetup<'_, E>,
 ) -> Result<Option<Snapshot<V>>>
 where
     V: View<E> + DeserializeOwned,
 {
+    let first = setup.first;
     let id_at = |p: Position| {
-        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
-        recovered.get(i).map(|e| e.id)
+        if p.next() == first && p > Position::ZERO {
+            return setup.before_id;
+        }
+        let i = usize::try_from(p.0.checked_sub(first.0)?).ok()?;
+        setup.recovered.get(i).map(|e| e.id)
     };
     let facts = LogFacts {
         log_id: info.log_id,
-        head: Position(recovered.len() as u64),
+        head: Position(first.0 - 1 + setup.recovered.len() as u64),
+        first,
         id_at: &id_at,
     };
     let loaded = files.load_newest::<V>(&facts)?;

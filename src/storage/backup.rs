@@ -29,7 +29,7 @@ use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
 use super::recover::list_segments;
-use super::{checkpoint, identity, snapshot};
+use super::{checkpoint, horizon, identity, snapshot};
 
 /// How far a backup or restore has come: for progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,7 +92,7 @@ fn copy_all(
             ..BackupProgress::default()
         },
     };
-    let mut next = 1;
+    let (mut next, horizon) = horizon::first_in(src.dir, Some(src.log_id))?;
     for (first, path) in list_segments(src.dir)? {
         if first > src.head.0 {
             break;
@@ -118,6 +118,9 @@ fn copy_all(
     copy_snapshots(src, &mut out)?;
     copy_checkpoints(src, &mut out)?;
     out.put(identity::FILE, &files::read(&src.dir.join(identity::FILE))?)?;
+    if let Some(bytes) = horizon {
+        out.put(horizon::FILE, &bytes)?;
+    }
     progress(out.done);
     let manifest = Manifest {
         log_id: src.log_id,

@@ -82,6 +82,12 @@ impl CheckpointFiles {
         let verdict = match read_claim(&path) {
             Ok(claim) => match claim.judge(log, name) {
                 Verdict::Fits => return Ok(Some(claim.position)),
+                Verdict::Archived => {
+                    return Err(crate::error::Error::Archived {
+                        requested: claim.position.next(),
+                        first_available: log.first,
+                    })
+                }
                 Verdict::Unfit(reason) => reason,
                 Verdict::Proof | Verdict::Beyond => "beyond the log's head".into(),
             },

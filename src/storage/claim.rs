@@ -80,6 +80,9 @@ impl Claim {
                 false => Verdict::Beyond,
             };
         }
+        if self.position.next() < log.first {
+            return Verdict::Archived;
+        }
         if self.position > Position::ZERO && (log.id_at)(self.position) != Some(self.event_id) {
             return Verdict::Unfit(format!(
                 "made from another event at position {} (the log's tail was lost and written again)",
@@ -94,6 +97,8 @@ impl Claim {
 pub(crate) struct LogFacts<'a> {
     pub(crate) log_id: Uuid,
     pub(crate) head: Position,
+    /// The first position the log holds (after its horizon, if archived).
+    pub(crate) first: Position,
     pub(crate) id_at: &'a dyn Fn(Position) -> Option<Uuid>,
 }
 
@@ -107,6 +112,9 @@ pub(crate) enum Verdict {
     /// It is of this log and name, beyond the head, but was written while
     /// the log was not synced: a loss the durability setting allowed.
     Beyond,
+    /// It is older than the log's horizon: it cannot be checked or used
+    /// (the events after it were archived), and is left alone.
+    Archived,
     /// It does not belong to this log at this state: never used.
     Unfit(String),
 }
@@ -153,6 +161,7 @@ mod tests {
         let log = LogFacts {
             log_id: Uuid::from_u128(1),
             head: Position(7),
+            first: Position::FIRST,
             id_at: &id_at,
         };
         assert_eq!(claim().judge(&log, "totals"), Verdict::Fits);

@@ -383,3 +383,27 @@ mod tests {
         );
     }
 }
+
+/// What becomes of segments below the horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ArchiveMode {
+    /// Moved into the log directory's `archive/` subdirectory (the
+    /// default): out of the log, still on disk for whoever wants them.
+    #[default]
+    Move,
+    /// Deleted.
+    Delete,
+}
+
+/// How much of a durable log to keep: older whole segments are archived
+/// (see [`Builder::retain`](crate::Builder::retain) and
+/// [`Runtime::archive_before`](crate::Runtime::archive_before)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep at least the newest this many events.
+    Events(u64),
+    /// Keep at least the events recorded within this long of now.
+    Age(std::time::Duration),
+    /// Keep at least the events from this position on.
+    From(crate::position::Position),
+}

@@ -236,6 +236,14 @@ pub(crate) fn decode_id(body: &[u8]) -> Option<Uuid> {
     codec::decode::<HeadPrefix>(body).ok().map(|(h, _)| h.id)
 }
 
+/// The stream, version, id and time in a frame's body (already verified by
+/// its checksum), without knowing the event's type.
+pub(crate) fn decode_head(body: &[u8]) -> Option<(String, u64, Uuid, crate::event::Timestamp)> {
+    let (head, _) = codec::decode::<Head>(body).ok()?;
+    let time = crate::event::Timestamp::from_nanos(head.recorded_at);
+    Some((head.stream, head.version, head.id, time))
+}
+
 /// Decodes a frame's body (already verified by its checksum).
 pub(crate) fn decode_record<E: Event + serde::de::DeserializeOwned>(
     body: &[u8],

@@ -17,7 +17,7 @@ use super::backup::{self, BackupProgress, BackupSummary, Source};
 use super::lock::DirLock;
 use super::read::corrupt;
 use super::recover::list_segments;
-use super::{checkpoint, files, frame, identity, snapshot};
+use super::{checkpoint, files, frame, horizon, identity, snapshot};
 
 /// What a log directory holds.
 #[derive(Clone, Debug)]
@@ -26,6 +26,9 @@ pub struct DirSummary {
     pub dir: PathBuf,
     /// The log's identity (`None` for a directory without `rwlog.id`).
     pub log_id: Option<Uuid>,
+    /// The first position the log holds (1, unless its front was
+    /// archived).
+    pub first: Position,
     /// The last position in the segments (0 for an empty log).
     pub head: Position,
     /// The segment files: (file name, first position, last position, bytes).
@@ -53,6 +56,13 @@ impl fmt::Display for DirSummary {
         match self.log_id {
             Some(id) => writeln!(f, "log id         {id}")?,
             None => writeln!(f, "log id         (no rwlog.id)")?,
+        }
+        if self.first > Position::FIRST {
+            writeln!(
+                f,
+                "first          {} (positions before it archived)",
+                self.first
+            )?;
         }
         writeln!(f, "head           {}", self.head)?;
         let mib = self.segment_bytes() as f64 / (1 << 20) as f64;
@@ -118,6 +128,7 @@ fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
     let mut summary = DirSummary {
         dir: dir.to_path_buf(),
         log_id,
+        first: Position::FIRST,
         head: Position::ZERO,
         segments: Vec::new(),
         snapshots: Vec::new(),
@@ -126,7 +137,8 @@ fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
         id_at_head: Uuid::nil(),
     };
     let count = segments.len();
-    let mut next = 1;
+    let (mut next, _) = horizon::first_in(dir, log_id)?;
+    summary.first = Position(next);
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let data = files::read(&path)?;
         let id = log_id.unwrap_or_else(|| {

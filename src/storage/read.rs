@@ -126,6 +126,9 @@ pub(super) struct Reading<'a, E> {
     pub(super) options: &'a DirOptions,
     pub(super) upcasters: &'a Upcasters<E>,
     pub(super) log_id: Uuid,
+    /// The position before the first segment's (0, or the horizon's
+    /// `first - 1` for an archived log).
+    pub(super) base: u64,
     /// The events of every whole batch read so far.
     pub(super) events: Vec<Recorded<E>>,
     pub(super) plan: Plan,
@@ -195,7 +198,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
     /// The error if segment `i` does not start where the log so far ends.
     fn gap(&self, i: usize, segments: &[(u64, PathBuf)]) -> Option<Error> {
         let (first, path) = &segments[i];
-        let expected = self.events.len() as u64 + 1;
+        let expected = self.base + self.events.len() as u64 + 1;
         if *first == expected {
             return None;
         }
@@ -218,7 +221,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
                 path,
                 0,
                 format!(
-                    "the first segment starts at {first}: positions 1..={} are missing",
+                    "the first segment starts at {first}: positions {expected}..={} are missing",
                     first - 1
                 ),
             ),
@@ -380,7 +383,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
                 false => Bad::Damaged("a batch header's checksum does not match".into()),
             });
         };
-        let expected = self.events.len() as u64 + 1;
+        let expected = self.base + self.events.len() as u64 + 1;
         if header.first != expected {
             let reason = format!(
                 "a batch starts at position {}, but {expected} was expected",

@@ -19,6 +19,7 @@ use super::claim::LogFacts;
 use super::config::{DirOptions, Durability, RecoveryMode};
 use super::files;
 use super::frame;
+use super::horizon::{self, Horizon};
 use super::lock::DirLock;
 use super::read::{corrupt, Plan, Reading};
 use super::report::RecoveryReport;
@@ -29,7 +30,10 @@ use super::{identity, DirInfo};
 
 /// What opening a directory found.
 pub(crate) struct Recovered<E> {
+    /// The events the log holds: from 1, or from the horizon's first.
     pub(crate) events: Vec<Recorded<E>>,
+    /// Where an archived log starts.
+    pub(crate) horizon: Option<Horizon>,
     pub(crate) writer: SegmentWriter,
     pub(crate) info: DirInfo,
     pub(crate) report: RecoveryReport,
@@ -48,23 +52,39 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
     let root = options.path.as_path();
     files::create_dir(root)?;
     let lock = Arc::new(DirLock::acquire(root)?);
-    let segments = list_segments(root)?;
+    let mut segments = list_segments(root)?;
     let known_id = identity::read(root)?;
     let log_id = match known_id {
         Some(id) => id,
         None => adopt_id(&segments)?,
     };
+    let horizon = horizon::read(root, log_id)?;
+    if let Some(h) = &horizon {
+        // The horizon was written before any segment below it moved: finish
+        // what an interrupted archiving began.
+        let (finished, _) = horizon::archive_segments(root, &segments, h.first, h.mode)?;
+        if !finished.is_empty() {
+            tracing::warn!(horizon = %h.first, segments = finished.len(), "finished archiving segments below the horizon");
+            segments = list_segments(root)?;
+        }
+    }
+    let base = horizon.as_ref().map_or(0, |h| h.first.0 - 1);
     // Read everything first; change nothing until the open is sure.
     let mut reading = Reading {
         options,
         upcasters,
         log_id,
+        base,
         events: Vec::new(),
         plan: Plan::default(),
     };
     reading.segments(&segments)?;
     let Reading { events, plan, .. } = reading;
-    let (report, tail) = settle(options, log_id, &events, plan, known_id.is_none())?;
+    let recovered = Held {
+        horizon: horizon.as_ref(),
+        events: &events,
+    };
+    let (report, tail) = settle(options, log_id, &recovered, plan, known_id.is_none())?;
     let info = DirInfo {
         path: root.to_path_buf(),
         log_id,
@@ -73,12 +93,13 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
     };
     let writer = match tail {
         Some((path, len)) => SegmentWriter::resume(options, log_id, path, len, lock)?,
-        None => SegmentWriter::create(options, log_id, events.len() as u64 + 1, lock)?,
+        None => SegmentWriter::create(options, log_id, recovered.head().0 + 1, lock)?,
     };
     #[cfg(feature = "metrics")]
     crate::telemetry::storage_bytes(segments_size(root));
     Ok(Recovered {
         events,
+        horizon,
         writer,
         info,
         report,
@@ -92,19 +113,17 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
 fn settle<E>(
     options: &DirOptions,
     log_id: Uuid,
-    events: &[Recorded<E>],
+    recovered: &Held<'_, E>,
     mut plan: Plan,
     new_identity: bool,
 ) -> Result<(RecoveryReport, Option<(PathBuf, u64)>)> {
     let root = options.path.as_path();
-    let head = Position(events.len() as u64);
-    let id_at = |p: Position| {
-        let i = usize::try_from(p.0.checked_sub(1)?).ok()?;
-        events.get(i).map(|e| e.id)
-    };
+    let head = recovered.head();
+    let id_at = |p: Position| recovered.id_at(p);
     let facts = LogFacts {
         log_id,
         head,
+        first: recovered.first(),
         id_at: &id_at,
     };
     let findings = scan::scan_claims(root, &facts)?;
@@ -121,6 +140,34 @@ fn settle<E>(
     scan::apply_findings(root, findings, &facts, &mut report)?;
     report.head = head;
     Ok((report, plan.tail))
+}
+
+/// The events a log directory holds, after its horizon if it has one.
+pub(crate) struct Held<'a, E> {
+    pub(crate) horizon: Option<&'a Horizon>,
+    pub(crate) events: &'a [Recorded<E>],
+}
+
+impl<E> Held<'_, E> {
+    /// The first position held.
+    pub(crate) fn first(&self) -> Position {
+        self.horizon.map_or(Position::FIRST, |h| h.first)
+    }
+
+    /// The last position held (the horizon's `first - 1` if none).
+    pub(crate) fn head(&self) -> Position {
+        Position(self.first().0 - 1 + self.events.len() as u64)
+    }
+
+    /// The id of the event at `p`, for `p` from `first - 1` (the horizon
+    /// keeps the id before it) to the head.
+    pub(crate) fn id_at(&self, p: Position) -> Option<uuid::Uuid> {
+        if let Some(h) = self.horizon.filter(|h| p.next() == h.first) {
+            return Some(h.last_id);
+        }
+        let i = usize::try_from(p.0.checked_sub(self.first().0)?).ok()?;
+        self.events.get(i).map(|e| e.id)
+    }
 }
 
 /// The segment files, by first position.

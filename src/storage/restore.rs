@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 
 use super::backup::{exists_empty, sibling, starts_at, summary, walk, BackupSummary};
 use super::files::{self, at};
+use super::horizon;
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
 
@@ -59,7 +60,7 @@ fn restore_into(backup: &Path, manifest: &Manifest, tmp: &Path) -> Result<()> {
     files::create_dir(tmp)?;
     let mut entries: Vec<&Entry> = manifest.files.iter().collect();
     entries.sort_by_key(|e| (segment_first(e).is_none(), segment_first(e).unwrap_or(0)));
-    let mut next = 1;
+    let (mut next, _) = horizon::first_in(backup, Some(manifest.log_id))?;
     for entry in entries {
         let path = manifest::path_under(backup, entry);
         let bytes = files::read(&path)?;

@@ -62,7 +62,7 @@ pub(crate) fn scan_dir(
         };
         let name = name_of(&path);
         match claim.judge(log, &name) {
-            Verdict::Fits => {}
+            Verdict::Fits | Verdict::Archived => {}
             Verdict::Proof => {
                 let what = format!("{} of `{name}`", kind.what);
                 found.proofs.push((path, what, claim.position));

@@ -116,7 +116,12 @@ impl SnapshotFiles {
         log: &LogFacts<'_>,
     ) -> Result<Option<(Position, V)>> {
         let found = list(&self.dir)?;
-        for (_, path) in found.into_iter().rev() {
+        for (position, path) in found.into_iter().rev() {
+            if position.saturating_add(1) < log.first.0 {
+                // Older than the horizon: of no use (the events after it
+                // were archived), and left alone.
+                break;
+            }
             let bytes = files::read(&path)?;
             match decode::<V>(&bytes, log, &self.view) {
                 Ok(loaded) => return Ok(Some(loaded)),
@@ -196,6 +201,7 @@ fn decode<V: DeserializeOwned>(
     let (claim, len, crc, start) = parse_header(bytes)?;
     match claim.judge(log, view) {
         Verdict::Fits => {}
+        Verdict::Archived => return Err("older than the log's horizon".into()),
         Verdict::Unfit(reason) => return Err(reason),
         Verdict::Proof | Verdict::Beyond => return Err("beyond the recovered head".into()),
     }

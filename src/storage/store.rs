@@ -12,6 +12,18 @@ use crate::event::Recorded;
 #[cfg(feature = "durable")]
 use super::segment::SegmentWriter;
 
+/// Where a recovered log starts when its front was archived: the first
+/// position it holds, and what the log keeps of the events before it.
+#[derive(Clone, Debug)]
+pub(crate) struct Start {
+    pub(crate) first: crate::position::Position,
+    /// The id and time of the event at `first - 1`.
+    pub(crate) before_id: Uuid,
+    pub(crate) before_time: crate::event::Timestamp,
+    /// Every stream's version before `first`.
+    pub(crate) versions: Vec<(crate::position::StreamId, u64)>,
+}
+
 /// Why a batch could not be made durable.
 #[derive(Debug)]
 pub(crate) enum Failure {
