@@ -8,6 +8,7 @@
 //! rwlog restore BACKUP DIR      check every byte of BACKUP, then restore it into DIR
 //! rwlog export DIR [--from P] [--to P] [--out FILE]   (else standard output)
 //! rwlog import DIR [FILE]       (FILE or standard input; DIR is made if missing)
+//! rwlog archive DIR --before P (--view NAME ... | --no-views) [--delete]
 //! ```
 //!
 //! Exit codes: 0 done; 1 an error (I/O, a bad import line); 2 bad usage
@@ -94,6 +95,16 @@ enum Command {
         /// Delete the archived segments instead of moving them to DIR/archive/.
         #[arg(long)]
         delete: bool,
+        /// A persisted view of the program (repeat for each): archiving stops at its newest snapshot.
+        #[arg(
+            long = "view",
+            value_name = "NAME",
+            required_unless_present = "no_views"
+        )]
+        views: Vec<String>,
+        /// The program has no views (else name them with --view).
+        #[arg(long)]
+        no_views: bool,
     },
     /// Writes the log as JSON lines to standard output (needs the event type).
     Export {
@@ -263,7 +274,9 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
             dir,
             before,
             delete,
-        } => archive(&dir, before, delete, &mut out)?,
+            views,
+            no_views: _,
+        } => archive(&dir, before, delete, &views, &mut out)?,
         Command::Export {
             dir,
             from,
@@ -281,12 +294,19 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
     Ok(())
 }
 
-fn archive(dir: &Path, before: u64, delete: bool, out: &mut dyn Write) -> Result<()> {
+fn archive(
+    dir: &Path,
+    before: u64,
+    delete: bool,
+    views: &[String],
+    out: &mut dyn Write,
+) -> Result<()> {
     let mode = match delete {
         true => ArchiveMode::Delete,
         false => ArchiveMode::Move,
     };
-    let done = ops::archive_dir(dir, Position(before), mode)?;
+    let views: Vec<&str> = views.iter().map(String::as_str).collect();
+    let done = ops::archive_dir(dir, Position(before), mode, &views)?;
     let gone = if delete {
         "deleted"
     } else {

@@ -56,7 +56,16 @@ pub struct Log<E> {
     /// The id and time of the event just before the first held (nil and 0
     /// for none), so a checkpoint or snapshot taken there can still be
     /// checked and time never goes back.
-    before_first: Mutex<(Uuid, Timestamp)>,
+    before_first: Mutex<Edge>,
+}
+
+/// The event just before a first position: the first position, and the id
+/// and time of the event before it.
+#[derive(Clone, Copy)]
+struct Edge {
+    first: Position,
+    id: Uuid,
+    time: Timestamp,
 }
 
 /// The positions of one stream's events the log holds, after those it
@@ -97,15 +106,20 @@ impl<E> Log<E> {
         Log {
             slots: Slots::new(faults, first.0),
             streams,
-            before_first: Mutex::new(before_first),
+            before_first: Mutex::new(Edge {
+                first: Position(first.0.max(1)),
+                id: before_first.0,
+                time: before_first.1,
+            }),
         }
     }
 
     /// The id of the event at `position`, also for the one just before
     /// [`first`](Log::first).
     pub(crate) fn id_at(&self, position: Position) -> Option<Uuid> {
-        if position.next() == self.first() && position > Position::ZERO {
-            return Some(self.before_first.lock().0);
+        let edge = *self.before_first.lock();
+        if position.next() == edge.first && position > Position::ZERO {
+            return Some(edge.id);
         }
         self.get(position).map(|e| e.id)
     }
@@ -115,7 +129,7 @@ impl<E> Log<E> {
     pub(crate) fn last_time(&self) -> Timestamp {
         match self.get(self.head()) {
             Some(e) => e.recorded_at,
-            None => self.before_first.lock().1,
+            None => self.before_first.lock().time,
         }
     }
 
@@ -136,14 +150,21 @@ impl<E> Log<E> {
             return;
         }
         if let Some(e) = self.get(Position(first.0 - 1)) {
-            *self.before_first.lock() = (e.id, e.recorded_at);
+            *self.before_first.lock() = Edge {
+                first,
+                id: e.id,
+                time: e.recorded_at,
+            };
         }
-        self.slots.release_before(first.0);
+        // The stream index first: a reader loads the chunk tables before
+        // it reads the index, so the positions it finds there are in the
+        // tables it holds.
         self.streams.for_each(|_, p| {
             let gone = p.kept.partition_point(|q| *q < first);
             p.archived += gone as u64;
             p.kept.drain(..gone);
         });
+        self.slots.release_before(first.0);
     }
 
     /// Lets go of every position below `first`, as archiving does: for the

@@ -44,9 +44,11 @@ pub fn backup_dir(
 
 /// Archives the log directory `dir`, which no runtime may have open, before
 /// `position`: as [`Runtime::archive_before`](crate::Runtime::archive_before)
-/// does, as far as every view with snapshots in the directory can be
-/// rebuilt (a program whose views are in memory only cannot open the log
-/// afterwards: it gets [`Error::Archived`](crate::Error::Archived)).
+/// does, as far as every view can be rebuilt. `views` names the program's
+/// persisted views (a directory does not know the views of a program that
+/// has not yet written a snapshot of them); the views with snapshots in
+/// the directory count too. A program with views in memory only cannot
+/// open the log afterwards: it gets [`Error::Archived`](crate::Error::Archived).
 /// The streams' versions below the horizon are read from the frames'
 /// headers, every frame checked first.
 ///
@@ -58,6 +60,8 @@ pub fn archive_dir(
     dir: impl AsRef<Path>,
     position: Position,
     mode: ArchiveMode,
+    views: &[&str],
 ) -> Result<ArchiveSummary> {
-    storage::archive_closed(dir.as_ref(), position, mode)
+    let views: Vec<String> = views.iter().map(|v| (*v).to_owned()).collect();
+    storage::archive_closed(dir.as_ref(), position, mode, &views)
 }

@@ -110,17 +110,27 @@ struct Shared<E: Event> {
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     max_append_events: usize,
     recovery: Option<RecoveryReport>,
-    /// A log directory's path and log id (for backups).
+    /// What backups and archiving need (the retention thread holds it
+    /// weakly: never the runtime itself).
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    upkeep: Arc<Upkeep<E>>,
+}
+
+/// What backups and archiving of a log directory need.
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
+pub(crate) struct Upkeep<E> {
+    hub: Arc<Hub<E>>,
+    /// A log directory's path and log id.
     dir: Option<(std::path::PathBuf, uuid::Uuid)>,
-    /// The persisted views' names.
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    /// The persisted views' names, and how many views there are.
     persisted: Vec<String>,
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    views: usize,
     archiving: Policy,
-    /// Held by a backup or an archiving, so that one runs at a time.
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    maintenance: Mutex<()>,
+    /// The directory's owner (its checkpoints hold its lock) while the
+    /// runtime runs; `None` once shut down. Taken by a backup or an
+    /// archiving for as long as it runs, so that one runs at a time and a
+    /// shutdown waits for it before it lets go of the directory.
+    owner: Mutex<Option<Arc<Checkpoints>>>,
 }
 
 /// How a runtime archives its log's front: what to keep, where the rest
@@ -171,6 +181,14 @@ impl<E: Event> Runtime<E> {
     }
 
     pub(crate) fn new(parts: Parts<E>) -> Runtime<E> {
+        let upkeep = Arc::new(Upkeep {
+            hub: Arc::clone(&parts.hub),
+            dir: parts.dir,
+            views: parts.views.len(),
+            persisted: parts.persisted,
+            archiving: parts.archiving,
+            owner: Mutex::new(Some(Arc::clone(&parts.checkpoints))),
+        });
         let shared = Shared {
             hub: parts.hub,
             checkpoints: Mutex::new(Some(parts.checkpoints)),
@@ -181,15 +199,12 @@ impl<E: Event> Runtime<E> {
             thread: Mutex::new(Some(parts.thread)),
             max_append_events: parts.max_append_events,
             recovery: parts.recovery,
-            dir: parts.dir,
-            persisted: parts.persisted,
-            archiving: parts.archiving,
-            maintenance: Mutex::new(()),
+            upkeep,
         };
         let inner = Arc::new(shared);
         #[cfg(feature = "durable")]
-        if inner.archiving.retain.is_some() {
-            if let Err(e) = archive::spawn_retention(Arc::downgrade(&inner)) {
+        if inner.upkeep.archiving.retain.is_some() {
+            if let Err(e) = archive::spawn_retention(Arc::downgrade(&inner.upkeep)) {
                 tracing::warn!(error = %e, "the retention thread could not start; call apply_retention");
             }
         }
@@ -413,6 +428,9 @@ impl<E: Event> Shared<E> {
         let joined = handle
             .join()
             .map_err(|payload| Error::SequencerPanicked(sync::panic_message(&*payload)));
+        // Waits for a backup or an archiving that is running, then no new
+        // one starts.
+        self.upkeep.owner.lock().take();
         // No new projection from here on; the running ones are joined, so
         // nothing of this runtime holds a durable log's directory after.
         self.checkpoints.lock().take();

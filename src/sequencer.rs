@@ -106,6 +106,10 @@ pub(crate) struct Sequencer<E> {
     undo: Undo,
     /// The queue's depth when the batch being run started (for metrics).
     depth: usize,
+    /// A restart point is saved about every this many events (0: never;
+    /// only for a store that keeps them), the last one at `last_restart`.
+    restart_every: u64,
+    last_restart: u64,
 }
 
 impl<E: Event> Sequencer<E> {
@@ -115,6 +119,7 @@ impl<E: Event> Sequencer<E> {
         max_batch: usize,
         store: Option<Box<dyn Store<E>>>,
         dedupe_window: usize,
+        restart_every: u64,
     ) -> Sequencer<E> {
         let mut dedupe = Dedupe::new(dedupe_window);
         let shared_log = store.as_ref().is_some_and(|s| s.is_shared());
@@ -128,6 +133,9 @@ impl<E: Event> Sequencer<E> {
         let versions: HashMap<StreamId, u64, _> =
             log.versions_before(log.head().next()).into_iter().collect();
         let last_stamp = log.last_time();
+        // As the views count their snapshots on disk: from where they
+        // started (the restart point, if the log starts at one).
+        let last_restart = log.first().0 - 1;
         let remembered_from = log.head().0.saturating_sub(dedupe_window as u64);
         for e in log.read_all(Position(remembered_from + 1)..) {
             if !shared_log {
@@ -154,6 +162,8 @@ impl<E: Event> Sequencer<E> {
             shared_log,
             undo: Undo::default(),
             depth: 0,
+            restart_every,
+            last_restart,
         }
     }
 
@@ -356,6 +366,7 @@ impl<E: Event> Sequencer<E> {
             }
             self.shared.counters.record_batch(appended);
             crate::telemetry::batch(appended, self.depth, self.shared.log.head().0);
+            self.restart_point();
         }
         self.undo.clear();
         self.shared.counters.record_rejected(rejected);
@@ -367,6 +378,33 @@ impl<E: Event> Sequencer<E> {
             reply.send(result);
         }
         self.acks = acks;
+    }
+
+    /// Saves a restart point if one is due: the views wrote their
+    /// snapshots for this position while publishing (same cadence).
+    fn restart_point(&mut self) {
+        let head = self.shared.log.head();
+        let Some(store) = self.store.as_mut().filter(|s| s.keeps_restart_points()) else {
+            return;
+        };
+        if !crate::view::crosses(self.restart_every, self.last_restart, head.0) {
+            return;
+        }
+        let Some(last) = self.shared.log.get(head) else {
+            return;
+        };
+        let start = crate::storage::Start {
+            first: head.next(),
+            before_id: last.id,
+            before_time: last.recorded_at,
+            versions: self.versions.iter().map(|(s, v)| (s.clone(), *v)).collect(),
+        };
+        match store.save_restart_point(&start) {
+            Ok(()) => self.last_restart = head.0,
+            Err(e) => {
+                tracing::warn!(error = %e, position = %head, "could not save a restart point")
+            }
+        }
     }
 
     /// The store refused the batch: every append of it gets the refusal

@@ -100,7 +100,7 @@ pub use report::{Cut, RecoveryReport};
 pub(crate) use restore::restore;
 #[cfg(feature = "durable")]
 pub(crate) use snapshot::SnapshotFiles;
-pub(crate) use store::{Failure, SharedHead, Start, Store};
+pub(crate) use store::{Failure, Registered, SharedHead, Start, Store};
 #[cfg(feature = "durable")]
 pub(crate) use upcast::Upcasters;
 

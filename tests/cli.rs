@@ -241,15 +241,34 @@ fn archive_moves_whole_segments_and_a_reopen_starts_at_the_horizon() {
         &log,
         Path::new("--before"),
         Path::new("500"),
+        Path::new("--no-views"),
     ]);
     assert_eq!(busy.status.code(), Some(4), "{}", text(&busy));
     rt.shutdown().unwrap();
     drop(rt);
+    // The program's views must be named (or said to be none).
+    let at = |extra: &[&str]| {
+        let mut args = vec![
+            Path::new("archive"),
+            &log,
+            Path::new("--before"),
+            Path::new("500"),
+        ];
+        args.extend(extra.iter().map(Path::new));
+        rwlog(&args)
+    };
+    let unsaid = at(&[]);
+    assert_eq!(unsaid.status.code(), Some(2), "{}", text(&unsaid));
+    // A view without a snapshot yet holds the horizon at the start.
+    let held = at(&["--view", "totals"]);
+    assert_eq!(held.status.code(), Some(0), "{}", text(&held));
+    assert!(text(&held).contains("view `totals`"), "{}", text(&held));
     let done = rwlog(&[
         Path::new("archive"),
         &log,
         Path::new("--before"),
         Path::new("500"),
+        Path::new("--no-views"),
     ]);
     assert_eq!(done.status.code(), Some(0), "{}", text(&done));
     assert!(text(&done).contains("moved to archive/"), "{}", text(&done));
@@ -289,6 +308,7 @@ fn archive_moves_whole_segments_and_a_reopen_starts_at_the_horizon() {
         &root.path().join("nowhere"),
         Path::new("--before"),
         Path::new("5"),
+        Path::new("--no-views"),
     ]);
     assert_ne!(bad.status.code(), Some(0), "{}", text(&bad));
 }

@@ -39,7 +39,7 @@ struct Moved {
 
 impl Event for Moved {}
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Balances(BTreeMap<u32, i64>);
 
 impl View<Moved> for Balances {
@@ -60,6 +60,21 @@ fn open(schema: &str) -> Runtime<Moved> {
     Runtime::<Moved>::builder()
         .view("balances", Balances::default())
         .storage(rwlog::Storage::postgres(pg::url()).schema(schema))
+        .build()
+        .expect("open the shared log")
+}
+
+/// A process with a local directory: its view persisted there, and a
+/// restart point every 200 events.
+fn open_local(schema: &str, dir: &str) -> Runtime<Moved> {
+    Runtime::<Moved>::builder()
+        .persisted_view("balances", Balances::default())
+        .disk_snapshot_every(200)
+        .storage(
+            rwlog::Storage::postgres(pg::url())
+                .schema(schema)
+                .local_dir(dir),
+        )
         .build()
         .expect("open the shared log")
 }
@@ -152,10 +167,15 @@ fn check_log(rt: &Runtime<Moved>) -> HashMap<u64, (u64, u32)> {
 
 /// A digest of a runtime's whole log and its view at its strong read.
 fn digest(rt: &Runtime<Moved>) -> String {
+    digest_from(rt, Position(1))
+}
+
+/// [`digest`] of the log from `from` on.
+fn digest_from(rt: &Runtime<Moved>, from: Position) -> String {
     let r = rt.reader::<Balances>("balances").unwrap();
     let s = r.strong().unwrap();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for e in rt.log().read_all(..=s.position()) {
+    for e in rt.log().read_all(from..=s.position()) {
         let m = e.payload();
         for x in [
             e.position().0,
@@ -178,8 +198,11 @@ fn pg_child() {
     };
     let schema = std::env::var("RWLOG_PG_SCHEMA").unwrap();
     let process: u64 = std::env::var("RWLOG_PG_PROCESS").unwrap().parse().unwrap();
-    let rt = Arc::new(open(&schema));
-    child::tell_parent("ready");
+    let rt = Arc::new(match std::env::var("RWLOG_PG_LOCAL") {
+        Ok(dir) => open_local(&schema, &dir),
+        Err(_) => open(&schema),
+    });
+    child::tell_parent(&format!("ready from {}", rt.log().first().0));
     match role.as_str() {
         "cluster" => cluster_child(&rt, process),
         "victim" => victim_child(&rt, process),
@@ -374,15 +397,24 @@ fn sigkill_mid_append_loses_nothing_acknowledged() {
     let rounds: u64 = 20;
     let mut acked = Vec::new();
     let mut rng = rng::Rng(7);
+    // Every victim keeps its view and restart points in one local
+    // directory: each starts where the one killed before it left off.
+    let local = tempfile::tempdir().unwrap();
+    let local_dir = local.path().join("victim").to_string_lossy().into_owned();
+    let mut restarted = 0;
     for round in 1..=rounds {
         let process = round.to_string();
         let env = [
             ("RWLOG_PG_CHILD", "victim"),
             ("RWLOG_PG_SCHEMA", schema.name.as_str()),
             ("RWLOG_PG_PROCESS", process.as_str()),
+            ("RWLOG_PG_LOCAL", local_dir.as_str()),
         ];
         let mut c = child::spawn("pg_child", &env);
-        c.expect("ready");
+        let ready = c.expect("ready");
+        if !ready.ends_with("from 1") {
+            restarted += 1;
+        }
         let wanted = 3 + rng.below(40);
         let mut seen = 0;
         while seen < wanted {
@@ -412,6 +444,16 @@ fn sigkill_mid_append_loses_nothing_acknowledged() {
     );
     let r = fresh.reader::<Balances>("balances").unwrap();
     assert_eq!(r.latest().total(), 0);
+    // A process restarting from the killed victims' local directory ends
+    // where a process reading the whole log does.
+    let again = open_local(&schema.name, &local_dir);
+    let from = again.log().first();
+    assert!(
+        restarted > 0 && from > Position(1),
+        "no victim restarted from a restart point"
+    );
+    assert_eq!(digest_from(&again, from), digest_from(&fresh, from));
+    eprintln!("{restarted} of {rounds} killed victims restarted from their local directory; the last from {from}");
 }
 
 /// Terminates every backend of rwlog's on `schema`, as an operator (or a

@@ -254,6 +254,14 @@ fn an_archiving_cut_short_after_its_horizon_is_finished_by_the_next_open() {
     for seg in &archived[archived.len() - 2..] {
         std::fs::rename(seg, dir.path().join(seg.file_name().unwrap())).unwrap();
     }
+    // Inspecting and backing up such a directory work, and say so.
+    let seen = rwlog::ops::inspect(dir.path()).unwrap();
+    assert_eq!((seen.first, seen.below_horizon), (done.first, 2));
+    assert!(
+        seen.to_string().contains("unarchived     2 segments"),
+        "{seen}"
+    );
+    rwlog::ops::backup_dir(dir.path(), dir.path().join("backup"), |_| {}).unwrap();
     let rt = builder(dir.path()).build().unwrap();
     assert_eq!(
         (rt.log().first(), rt.log().head()),
@@ -278,4 +286,84 @@ fn an_archiving_cut_short_after_its_horizon_is_finished_by_the_next_open() {
         Err(Error::Corrupt { file, .. }) => assert_eq!(file, horizon),
         other => panic!("expected Corrupt, got {other:?}"),
     }
+}
+
+#[test]
+fn a_horizon_naming_no_segment_is_refused_before_anything_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = builder(dir.path()).build().unwrap();
+    fill(&rt, 0, 3_000);
+    let done = rt.archive_before(Position(2_000)).unwrap();
+    rt.shutdown().unwrap();
+    drop(rt);
+    // One archived segment back (an archiving cut short), and the segment
+    // the horizon names gone.
+    let archived: Vec<_> = std::fs::read_dir(dir.path().join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    std::fs::rename(
+        &archived[0],
+        dir.path().join(archived[0].file_name().unwrap()),
+    )
+    .unwrap();
+    let named = dir.path().join(format!("{:020}.seg", done.first.0));
+    std::fs::rename(&named, dir.path().join("elsewhere")).unwrap();
+    let segments = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "seg")
+            })
+            .count()
+    };
+    let before = segments(dir.path());
+    match builder(dir.path()).build() {
+        Err(Error::Corrupt { file, reason, .. }) => {
+            assert!(file.ends_with("rwlog.horizon"), "{}", file.display());
+            assert!(reason.contains("no segment starts there"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        segments(dir.path()),
+        before,
+        "a refused open moved segments"
+    );
+}
+
+#[test]
+fn dropping_a_runtime_while_its_policy_archives_lets_go_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many snapshot directories make each pass of the policy slow, so that
+    // a drop lands during one.
+    for i in 0..20_000 {
+        std::fs::create_dir_all(dir.path().join("snapshots").join(format!("old-{i}"))).unwrap();
+    }
+    for round in 0..3 {
+        let rt = builder(dir.path())
+            .retain(Retention::Events(1))
+            .build()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        fill(&rt, round * 100, 100);
+        std::thread::sleep(std::time::Duration::from_millis(1_050));
+        drop(rt);
+        // The directory is free as soon as the drop returns.
+        let again = builder(dir.path())
+            .build()
+            .unwrap_or_else(|e| panic!("round {round}: locked after drop: {e}"));
+        drop(again);
+    }
+}
+
+#[test]
+fn retain_needs_a_log_directory() {
+    let refused = Runtime::<Put>::builder()
+        .retain(Retention::Events(10))
+        .build();
+    assert!(matches!(refused, Err(Error::Config(_))));
 }

@@ -13,48 +13,68 @@ const CHUNK: usize = if cfg!(loom) { 1 } else { 1 << 14 };
 
 /// A growable array of write-once entries that readers index without a lock:
 /// fixed-size chunks behind a table of chunks that is replaced (never changed) when
-/// it grows.
+/// it grows or lets go of its front.
 struct Chunked<T> {
-    chunks: ArcSwap<Vec<Arc<[T]>>>,
+    chunks: ArcSwap<Span<T>>,
     /// Taken by whoever replaces the table (the sequencer growing it, or
     /// the log letting go of its front), so neither loses the other's.
     replacing: Mutex<()>,
 }
 
+/// The chunks held: `chunks[k]` is chunk number `base + k`, holding indexes
+/// from `(base + k) * CHUNK`. Chunks before `base` are not held (let go, or
+/// never made: a log that starts after a horizon costs nothing for it).
+pub(crate) struct Span<T> {
+    base: usize,
+    chunks: Vec<Arc<[T]>>,
+}
+
+impl<T> Span<T> {
+    /// The number of the first chunk not held at the end.
+    fn end(&self) -> usize {
+        self.base + self.chunks.len()
+    }
+}
+
 /// The chunks of a [`Chunked`] array, as loaded.
-type Chunks<T> = Arc<Vec<Arc<[T]>>>;
+type Chunks<T> = Arc<Span<T>>;
 
 impl<T> Chunked<T> {
     fn new() -> Chunked<T> {
         Chunked {
-            chunks: ArcSwap::from_pointee(Vec::new()),
+            chunks: ArcSwap::from_pointee(Span {
+                base: 0,
+                chunks: Vec::new(),
+            }),
             replacing: Mutex::new(()),
         }
     }
 
     /// The chunks, grown (and published) to cover index `i` if they do not
-    /// yet. Only the sequencer grows them. Chunks wholly below index `from`
-    /// (the front the log no longer holds) are added empty.
-    fn covering(&self, i: usize, from: usize, fresh: impl Fn() -> T) -> Guard<Vec<Arc<[T]>>> {
+    /// yet. Only the sequencer grows them. A table that holds no chunk
+    /// starts at the chunk of index `from` (the front the log holds).
+    fn covering(&self, i: usize, from: usize, fresh: impl Fn() -> T) -> Guard<Span<T>> {
         let chunks = self.chunks.load();
         let needed = i / CHUNK + 1;
-        if chunks.len() >= needed {
+        if chunks.end() >= needed {
             return chunks;
         }
         drop(chunks);
         let _replacing = self.replacing.lock();
-        let chunks = self.chunks.load();
-        let mut grown = Vec::with_capacity(needed.max(chunks.len() * 2));
-        grown.extend(chunks.iter().cloned());
-        while grown.len() < needed {
-            let c = grown.len();
-            grown.push(if (c + 1) * CHUNK <= from {
-                Arc::from(Vec::new())
-            } else {
-                (0..CHUNK).map(|_| fresh()).collect()
-            });
+        let span = self.chunks.load();
+        let base = match span.chunks.is_empty() {
+            true => span.base.max(from / CHUNK),
+            false => span.base,
+        };
+        let mut grown = Vec::with_capacity((needed - base).max(span.chunks.len() * 2));
+        grown.extend(span.chunks.iter().cloned());
+        while base + grown.len() < needed {
+            grown.push((0..CHUNK).map(|_| fresh()).collect());
         }
-        self.chunks.store(Arc::new(grown));
+        self.chunks.store(Arc::new(Span {
+            base,
+            chunks: grown,
+        }));
         self.chunks.load()
     }
 
@@ -63,20 +83,22 @@ impl<T> Chunked<T> {
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     fn release_below(&self, from: usize) {
         let _replacing = self.replacing.lock();
-        let chunks = self.chunks.load();
-        let whole = (from / CHUNK).min(chunks.len());
-        if chunks[..whole].iter().all(|c| c.is_empty()) {
+        let span = self.chunks.load();
+        let whole = from / CHUNK;
+        if whole <= span.base {
             return;
         }
-        let mut kept: Vec<Arc<[T]>> = Vec::with_capacity(chunks.len());
-        kept.extend((0..whole).map(|_| Arc::from(Vec::new())));
-        kept.extend(chunks[whole..].iter().cloned());
-        self.chunks.store(Arc::new(kept));
+        let gone = (whole - span.base).min(span.chunks.len());
+        self.chunks.store(Arc::new(Span {
+            base: whole,
+            chunks: span.chunks[gone..].to_vec(),
+        }));
     }
 }
 
-fn entry<T>(chunks: &[Arc<[T]>], i: usize) -> Option<&T> {
-    chunks.get(i / CHUNK)?.get(i % CHUNK)
+fn entry<T>(span: &Span<T>, i: usize) -> Option<&T> {
+    let k = (i / CHUNK).checked_sub(span.base)?;
+    span.chunks.get(k)?.get(i % CHUNK)
 }
 
 /// Append-only storage of recorded events.
@@ -146,17 +168,17 @@ impl<E> Slots<E> {
         if !late {
             self.first.store(first, Ordering::Release);
         }
-        // Batches numbered below the one holding `first` are wholly below
-        // it (all of them if `first` is not written yet).
-        let written = {
+        // The batch holding `first - 1` is published (the caller keeps
+        // `first` at most the head + 1; the head is loaded first, so its
+        // entries are seen): it and every later batch are kept, the ones
+        // numbered before it are wholly below `first`. (Never the batch
+        // count: the sequencer may be writing the next batch meanwhile.)
+        let head = self.head();
+        let number = {
             let batch_of = self.batch_of.chunks.load();
-            index(first)
+            index(first.saturating_sub(1).min(head))
                 .and_then(|i| entry(&batch_of, i))
                 .map_or(0, |e| e.load(Ordering::Relaxed))
-        };
-        let number = match written {
-            0 => self.batch_count.load(Ordering::Relaxed) + 1,
-            n => n,
         };
         if let Some(i) = index(first) {
             self.batch_of.release_below(i);
@@ -259,8 +281,8 @@ impl<E> Table<E> {
 }
 
 fn batch_at<E>(
-    batch_of: &[Arc<[AtomicU64]>],
-    batches: &[Arc<[OnceLock<Batch<E>>]>],
+    batch_of: &Span<AtomicU64>,
+    batches: &Span<OnceLock<Batch<E>>>,
     position: u64,
 ) -> Option<Batch<E>> {
     let number = entry(batch_of, index(position)?)?.load(Ordering::Relaxed);
@@ -327,19 +349,13 @@ mod tests {
         for start in (1..=n).step_by(100) {
             slots.append(&batch(start..=(start + 99).min(n)));
         }
-        let held = slots
-            .batches
-            .chunks
-            .load()
-            .iter()
-            .filter(|c| !c.is_empty())
-            .count();
+        let held = slots.batches.chunks.load().chunks.len();
         slots.release_before(CHUNK as u64 * 2 + 5);
         assert_eq!(slots.first(), CHUNK as u64 * 2 + 5);
         let batch_of = slots.batch_of.chunks.load();
-        assert!(batch_of[0].is_empty() && batch_of[1].is_empty() && !batch_of[2].is_empty());
+        assert_eq!((batch_of.base, batch_of.chunks.len()), (2, 1));
         let batches = slots.batches.chunks.load();
-        assert!(batches.iter().filter(|c| !c.is_empty()).count() <= held);
+        assert!(batches.chunks.len() <= held);
         assert!(slots.get(CHUNK as u64 * 2 + 4).is_none());
         assert_eq!(slots.get(n).map(|e| e.payload), Some(n * 10));
         let (_, table) = slots.snapshot();
@@ -349,7 +365,43 @@ mod tests {
         assert_eq!(late.head(), n);
         late.append(&batch(n + 1..=n + 3));
         let chunks = late.batch_of.chunks.load();
-        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.is_empty()));
+        assert_eq!((chunks.base, chunks.chunks.len()), (3, 1));
         assert_eq!(late.get(n + 2).map(|e| e.payload), Some((n + 2) * 10));
+    }
+
+    /// Letting go of the front while the sequencer is midway through the
+    /// next batch (its number taken, its entries not yet written) keeps
+    /// that batch: the cut is made below the batch holding `first - 1`.
+    #[test]
+    fn releasing_up_to_the_head_keeps_a_batch_being_written() {
+        let slots = Slots::new(Faults::default(), 1);
+        let n = CHUNK as u64;
+        for p in 1..n {
+            slots.append(&batch(p..=p));
+        }
+        // The sequencer's first steps of appending batch n: its number,
+        // its slot in the batch table.
+        slots.batch_count.store(n, Ordering::Relaxed);
+        let b = (n - 1) as usize;
+        let table = slots.batches.covering(b, 0, OnceLock::new);
+        assert!(entry(&table, b).is_some_and(|slot| slot.set(batch(n..=n)).is_ok()));
+        drop(table);
+        slots.release_before(n);
+        // The sequencer finishes: the batch's entries, then the head.
+        let batch_of = slots.batch_of.covering(b, 0, || AtomicU64::new(0));
+        entry(&batch_of, b).unwrap().store(n, Ordering::Relaxed);
+        slots.head.store(n, Ordering::Release);
+        assert_eq!(slots.get(n).map(|e| e.payload), Some(n * 10));
+        assert!(slots.get(n - 1).is_none());
+    }
+
+    /// A hostile first position costs nothing up front.
+    #[test]
+    fn a_log_starting_far_out_holds_no_chunks_before_it() {
+        let far = (1u64 << 50) + 100;
+        let slots: Slots<u64> = Slots::new(Faults::default(), far);
+        slots.append(&batch(far..=far + 2));
+        assert_eq!(slots.batch_of.chunks.load().chunks.len(), 1);
+        assert_eq!(slots.get(far + 1).map(|e| e.payload), Some((far + 1) * 10));
     }
 }

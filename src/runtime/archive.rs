@@ -10,7 +10,7 @@ use crate::storage::{self, ArchiveSummary, Horizon, Retention};
 use std::sync::Weak;
 use std::thread;
 
-use super::{Runtime, Shared};
+use super::{Runtime, Upkeep};
 
 impl<E: Event> Runtime<E> {
     /// Archives the log before `position`: the whole segment files that
@@ -60,7 +60,7 @@ impl<E: Event> Runtime<E> {
     /// view that is not persisted; [`Error::Closed`] after shutdown;
     /// [`Error::Io`] naming the file.
     pub fn archive_before(&self, position: Position) -> Result<ArchiveSummary> {
-        archive(&self.inner, position)
+        archive(&self.inner.upkeep, position)
     }
 
     /// Archives as the [retention policy](super::Builder::retain) says; a
@@ -69,12 +69,12 @@ impl<E: Event> Runtime<E> {
     ///
     /// Errors: those of [`archive_before`](Runtime::archive_before).
     pub fn apply_retention(&self) -> Result<Option<ArchiveSummary>> {
-        retain(&self.inner)
+        retain(&self.inner.upkeep)
     }
 }
 
 /// The position the policy keeps from.
-fn keep_from<E: Event>(shared: &Shared<E>, retain: Retention) -> Position {
+fn keep_from<E: Event>(shared: &Upkeep<E>, retain: Retention) -> Position {
     let log = &shared.hub.log;
     match retain {
         Retention::Events(n) => Position(log.head().0.saturating_sub(n) + 1),
@@ -87,29 +87,33 @@ fn keep_from<E: Event>(shared: &Shared<E>, retain: Retention) -> Position {
     }
 }
 
-fn retain<E: Event>(shared: &Shared<E>) -> Result<Option<ArchiveSummary>> {
+fn retain<E: Event>(shared: &Upkeep<E>) -> Result<Option<ArchiveSummary>> {
     let Some(retain) = shared.archiving.retain else {
         return Ok(None);
     };
     archive(shared, keep_from(shared, retain)).map(Some)
 }
 
-fn archive<E: Event>(shared: &Shared<E>, position: Position) -> Result<ArchiveSummary> {
+fn archive<E: Event>(shared: &Upkeep<E>, position: Position) -> Result<ArchiveSummary> {
     let (dir, log_id) = shared.dir.clone().ok_or(Error::Config(
         "archiving moves the segments of a log directory; this log has none",
     ))?;
-    if shared.views.len() > shared.persisted.len() {
+    if shared.views > shared.persisted.len() {
         return Err(Error::Config(
             "archiving needs every view persisted (Builder::persisted_view): an in-memory view \
              could not be rebuilt without the archived events",
         ));
     }
-    // Held throughout: the directory stays this runtime's, and no backup
-    // or other archiving runs meanwhile.
-    let _owner = shared.checkpoints.lock().clone().ok_or(Error::Closed)?;
-    let _alone = shared.maintenance.lock();
+    // Held throughout: the directory stays this runtime's (a shutdown
+    // waits), and no backup or other archiving runs meanwhile.
+    let owner = shared.owner.lock();
+    if owner.is_none() {
+        return Err(Error::Closed);
+    }
     let log = &shared.hub.log;
-    let wanted = position.min(log.head().next());
+    // Never past the head: the horizon is then the start of a segment that
+    // holds a synced event, which a reopen always finds.
+    let wanted = position.min(log.head());
     let (first, held_back) = storage::archive_reachable(&dir, wanted, &shared.persisted)?;
     let unchanged = ArchiveSummary {
         first: log.first(),
@@ -146,8 +150,10 @@ fn archive<E: Event>(shared: &Shared<E>, position: Position) -> Result<ArchiveSu
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the thread that applies the retention policy until the runtime
-/// is dropped or shut down.
-pub(super) fn spawn_retention<E: Event>(shared: Weak<Shared<E>>) -> Result<()> {
+/// is dropped or shut down. It holds what archiving needs weakly, and
+/// never the runtime: dropping the runtime shuts it down on the dropping
+/// thread, waiting for an archiving that is running.
+pub(super) fn spawn_retention<E: Event>(shared: Weak<Upkeep<E>>) -> Result<()> {
     thread::Builder::new()
         .name("rwlog-retention".into())
         .spawn(move || loop {

@@ -6,17 +6,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::event::{Batch, Event};
+use crate::event::Event;
 use crate::faults::Faults;
 use crate::hub::Hub;
-use crate::log::Log;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
 use crate::storage::{self, is_plain_file_name, SharedHead, Storage, Upcasters};
 use crate::sync::channel::bounded;
 use crate::sync::{thread, Arc};
 use crate::view::{HistoryBound, View, ViewKey};
 
-use super::open::{checkpoints_for, open_storage, opener, Opener};
+use super::open::{checkpoints_for, open_log, opener, Opener};
 use super::views::{self, ViewFactory, ViewSetup};
 use super::{Parts, Runtime};
 
@@ -226,20 +225,14 @@ impl<E: Event> Builder<E> {
     /// [`storage`](Builder::storage)).
     pub fn build(self) -> Result<Runtime<E>> {
         self.validate()?;
-        let settings = Settings {
-            max_batch: self.max_batch,
-            spare_copies: self.spare_copies,
-            dedupe_window: self.dedupe_window,
-            faults: self.faults,
+        let settings = self.settings();
+        let views = self.registered();
+        let opener = self.storage.map(|(_, open)| open);
+        let (log, recovered, opened) = open_log(opener, self.upcasters, &views, settings.faults)?;
+        let (store, dir, report, shared) = match opened {
+            Some(o) => (Some(o.store), o.info, o.report, o.shared),
+            None => (None, None, None, None),
         };
-        let (events, start, store, dir, report, shared) = match self.storage {
-            Some((_, open)) => {
-                let o = open_storage(open, Arc::new(self.upcasters))?;
-                (o.events, o.start, Some(o.store), o.info, o.report, o.shared)
-            }
-            None => (Vec::new(), None, None, None, None, None),
-        };
-        let (log, recovered) = recovered_log(events, start, settings.faults);
         let setup = ViewSetup {
             history: HistoryBound {
                 every: self.snapshot_every,
@@ -249,10 +242,7 @@ impl<E: Event> Builder<E> {
             disk_keep: self.keep_disk_snapshots,
             spares: settings.spare_copies,
             faults: settings.faults,
-            recovered: &recovered,
-            first: log.first(),
-            before_id: log.id_at(crate::position::Position(log.first().0 - 1)),
-            dir: dir.as_ref(),
+            ..ViewSetup::of(&log, &recovered, dir.as_ref())
         };
         let (drivers, views) = views::start_all(self.views, &setup)?;
         drop(recovered);
@@ -263,6 +253,7 @@ impl<E: Event> Builder<E> {
             settings.max_batch,
             store,
             settings.dedupe_window,
+            self.disk_snapshot_every,
         );
         let (tx, rx) = bounded(self.queue_capacity);
         let combiner = Combiner::new(rx, sequencer, self.sequencing, settings.faults);
@@ -279,10 +270,32 @@ impl<E: Event> Builder<E> {
             checkpoints: Arc::new(checkpoints_for(dir.as_ref())),
             max_append_events: self.max_append_events,
             recovery: report,
-            dir: dir.as_ref().map(storage::dir_identity),
+            // A shared log's local directory holds no segments: no backup
+            // or archiving of it.
+            dir: dir
+                .as_ref()
+                .filter(|_| shared.is_none())
+                .map(storage::dir_identity),
             persisted: self.file_names,
             archiving: self.archiving,
         }))
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            max_batch: self.max_batch,
+            spare_copies: self.spare_copies,
+            dedupe_window: self.dedupe_window,
+            faults: self.faults,
+        }
+    }
+
+    /// The views as opening storage needs to know them.
+    fn registered(&self) -> crate::storage::Registered {
+        crate::storage::Registered {
+            persisted: self.file_names.clone(),
+            in_memory: self.views.len().saturating_sub(self.file_names.len()),
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -301,6 +314,12 @@ impl<E: Event> Builder<E> {
         ];
         if let Some((_, why)) = limits.iter().find(|(n, _)| *n == 0) {
             return Err(Error::Config(why));
+        }
+        let on_dir = self.storage.as_ref().is_some_and(|(s, _)| s.is_dir());
+        if self.archiving.retain.is_some() && !on_dir {
+            return Err(Error::Config(
+                "retain archives the segments of a log directory: use it with Storage::dir",
+            ));
         }
         if self.archiving.retain.is_some() && self.file_names.len() < self.views.len() {
             return Err(Error::Config(
@@ -323,22 +342,6 @@ impl<E: Event> Builder<E> {
             None => Ok(()),
         }
     }
-}
-
-/// The log as recovered: from its horizon if its front was archived, its
-/// events one batch, kept whole like any other.
-fn recovered_log<E>(
-    events: Vec<crate::event::Recorded<E>>,
-    start: Option<crate::storage::Start>,
-    faults: Faults,
-) -> (Log<E>, Batch<E>) {
-    let recovered: Batch<E> = Arc::new(events);
-    let log = match start {
-        Some(s) => Log::starting_at(faults, s.first, (s.before_id, s.before_time), s.versions),
-        None => Log::new(faults),
-    };
-    log.append(&recovered);
-    (log, recovered)
 }
 
 /// The builder's settings that outlive `build`'s first steps.

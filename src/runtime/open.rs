@@ -5,12 +5,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::event::{Event, Recorded};
+use crate::event::{Batch, Event, Recorded};
+use crate::faults::Faults;
+use crate::log::Log;
 use crate::projection::Checkpoints;
 #[cfg(feature = "durable")]
 use crate::storage::{self, CheckpointFiles};
 use crate::storage::{
-    DirInfo, Engine, RecoveryReport, SharedHead, Start, Storage, Store, Upcasters,
+    DirInfo, Engine, RecoveryReport, Registered, SharedHead, Start, Storage, Store, Upcasters,
 };
 use crate::sync::{Arc, Mutex};
 
@@ -28,18 +30,47 @@ pub(super) struct Opened<E> {
 }
 
 /// Opens durable storage (the builder knows `E: Serialize` only here).
-pub(super) type Opener<E> = Box<dyn FnOnce(Arc<Upcasters<E>>) -> Result<Opened<E>>>;
+pub(super) type Opener<E> = Box<dyn FnOnce(Arc<Upcasters<E>>, &Registered) -> Result<Opened<E>>>;
 
 /// Opens durable storage, timing the recovery.
-pub(super) fn open_storage<E>(open: Opener<E>, upcasters: Arc<Upcasters<E>>) -> Result<Opened<E>> {
+pub(super) fn open_storage<E>(
+    open: Opener<E>,
+    upcasters: Arc<Upcasters<E>>,
+    views: &Registered,
+) -> Result<Opened<E>> {
     let started = std::time::Instant::now();
-    let opened = open(upcasters)?;
+    let opened = open(upcasters, views)?;
     tracing::info!(
         events = opened.events.len(),
         ms = started.elapsed().as_millis() as u64,
         "recovered the log"
     );
     Ok(opened)
+}
+
+/// Opens storage, if there is any, and the log as recovered: from its
+/// horizon if its front was archived (or a shared log's process starts
+/// from its restart point), its events one batch, kept whole like any
+/// other. Also what opening storage gave, but its events.
+#[allow(clippy::type_complexity)]
+pub(super) fn open_log<E>(
+    opener: Option<Opener<E>>,
+    upcasters: Upcasters<E>,
+    views: &Registered,
+    faults: Faults,
+) -> Result<(Log<E>, Batch<E>, Option<Opened<E>>)> {
+    let mut opened = match opener {
+        Some(open) => Some(open_storage(open, Arc::new(upcasters), views)?),
+        None => None,
+    };
+    let events = opened.as_mut().map(|o| std::mem::take(&mut o.events));
+    let recovered: Batch<E> = Arc::new(events.unwrap_or_default());
+    let log = match opened.as_mut().and_then(|o| o.start.take()) {
+        Some(s) => Log::starting_at(faults, s.first, (s.before_id, s.before_time), s.versions),
+        None => Log::new(faults),
+    };
+    log.append(&recovered);
+    Ok((log, recovered, opened))
 }
 
 /// Where projections keep checkpoints: the log's directory, if it has one.
@@ -62,7 +93,7 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
         #[cfg(feature = "durable")]
         Engine::Dir(options) => {
             let options = options.clone();
-            Some(Box::new(move |upcasters| {
+            Some(Box::new(move |upcasters, _views| {
                 let recovered = storage::open::<E>(&options, &upcasters)?;
                 Ok(Opened {
                     events: recovered.events,
@@ -77,14 +108,14 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
         #[cfg(feature = "postgres")]
         Engine::Postgres(options) => {
             let options = options.clone();
-            Some(Box::new(move |upcasters| {
-                let opened = storage::postgres::open::<E>(&options, upcasters)?;
+            Some(Box::new(move |upcasters, views| {
+                let opened = storage::postgres::open::<E>(&options, upcasters, views)?;
                 tracing::debug!(log_id = %opened.log_id, "a shared log");
                 Ok(Opened {
                     events: opened.events,
-                    start: None,
+                    start: opened.start,
                     store: Box::new(opened.store),
-                    info: None,
+                    info: opened.local,
                     report: None,
                     shared: Some(Arc::new(opened.head)),
                 })

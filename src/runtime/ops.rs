@@ -54,12 +54,15 @@ impl<E: Event> Runtime<E> {
         dest: impl AsRef<Path>,
         mut progress: impl FnMut(BackupProgress),
     ) -> Result<BackupSummary> {
-        let (dir, log_id) = self.inner.dir.clone().ok_or(Error::Config(
+        let (dir, log_id) = self.inner.upkeep.dir.clone().ok_or(Error::Config(
             "a backup copies a log directory; this log has none",
         ))?;
-        // Held for the whole copy: the directory stays this runtime's.
-        let _owner = self.inner.checkpoints.lock().clone().ok_or(Error::Closed)?;
-        let _alone = self.inner.maintenance.lock();
+        // Held for the whole copy: the directory stays this runtime's (a
+        // shutdown waits), and no archiving runs meanwhile.
+        let owner = self.inner.upkeep.owner.lock();
+        if owner.is_none() {
+            return Err(Error::Closed);
+        }
         let head = self.inner.hub.log.head();
         let id_at_head = self.inner.hub.log.get(head).map_or(Uuid::nil(), |e| e.id);
         let source = BackupSource {

@@ -43,6 +43,28 @@ pub(super) struct ViewSetup<'a, E> {
     pub(super) dir: Option<&'a DirInfo>,
 }
 
+impl<'a, E> ViewSetup<'a, E> {
+    /// A setup for the recovered log (the other settings at their
+    /// defaults, to be set).
+    pub(super) fn of(
+        log: &crate::log::Log<E>,
+        recovered: &'a [Recorded<E>],
+        dir: Option<&'a DirInfo>,
+    ) -> ViewSetup<'a, E> {
+        ViewSetup {
+            history: HistoryBound { every: 0, keep: 0 },
+            disk_every: 0,
+            disk_keep: 1,
+            spares: 1,
+            faults: Faults::default(),
+            recovered,
+            first: log.first(),
+            before_id: log.id_at(Position(log.first().0 - 1)),
+            dir,
+        }
+    }
+}
+
 /// Starts one view.
 pub(super) type ViewFactory<E> =
     Box<dyn FnOnce(ViewSetup<'_, E>) -> Result<(Box<dyn ViewDriver<E>>, Arc<dyn AnyView>)>>;

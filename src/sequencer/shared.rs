@@ -93,6 +93,7 @@ impl<E: Event> Sequencer<E> {
             view.publish(&batch);
         }
         crate::telemetry::head(self.shared.log.head().0);
+        self.restart_point();
         self.shared.signal.notify();
     }
 

@@ -97,8 +97,10 @@ pub(crate) fn commit(root: &Path, horizon: &Horizon) -> Result<(usize, u64)> {
 }
 
 /// Archives a log directory no runtime has open (the CLI's `archive`):
-/// the horizon as for a runtime, bounded by every view's newest snapshot
-/// on disk, with the streams' versions read from the frames' headers (no
+/// the horizon as for a runtime, bounded by the newest snapshot of each
+/// of `views` (the program's persisted views: one without a snapshot yet
+/// holds the horizon at the start) and of every view with snapshots on
+/// disk, with the streams' versions read from the frames' headers (no
 /// event type needed). Every frame below the horizon is checked first.
 ///
 /// Errors: [`Error::Locked`] if a runtime has it open; [`Error::Corrupt`]
@@ -107,6 +109,7 @@ pub(crate) fn archive_closed(
     root: &Path,
     before: Position,
     mode: ArchiveMode,
+    views: &[String],
 ) -> Result<ArchiveSummary> {
     let log_id = identity::read(root)?.ok_or_else(|| Error::Corrupt {
         file: root.join(identity::FILE),
@@ -116,7 +119,9 @@ pub(crate) fn archive_closed(
     let _lock = DirLock::acquire(root)?;
     let old = horizon::read(root, log_id)?;
     let from = old.as_ref().map_or(Position::FIRST, |h| h.first);
-    let (first, held_back) = reachable(root, before, &[])?;
+    // Never past the head (see `Runtime::archive_before`).
+    let head = super::inspect::inspect(root, false)?.head;
+    let (first, held_back) = reachable(root, before.min(head), views)?;
     let unchanged = ArchiveSummary {
         first: from,
         segments: 0,

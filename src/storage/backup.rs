@@ -93,9 +93,14 @@ fn copy_all(
         },
     };
     let (mut next, horizon) = horizon::first_in(src.dir, Some(src.log_id))?;
+    let horizon_first = next;
     for (first, path) in list_segments(src.dir)? {
         if first > src.head.0 {
             break;
+        }
+        if first < horizon_first {
+            // Left by an archiving cut short: the next open moves it.
+            continue;
         }
         starts_at(&path, first, next)?;
         let data = files::read(&path)?;

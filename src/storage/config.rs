@@ -121,6 +121,15 @@ pub(crate) struct Faults {
 }
 
 impl Storage {
+    /// Whether this is a log directory.
+    pub(crate) fn is_dir(&self) -> bool {
+        #[cfg(feature = "durable")]
+        if let Engine::Dir(_) = self.engine {
+            return true;
+        }
+        false
+    }
+
     /// The log in memory only (the default): lost when the process ends.
     pub fn memory() -> Storage {
         Storage {
@@ -220,6 +229,9 @@ pub(crate) struct PgOptions {
     pub(crate) reconnect_within: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) max_event_bytes: u32,
+    /// This process's own directory: persisted views' snapshots, projection
+    /// checkpoints and the restart point.
+    pub(crate) local: Option<PathBuf>,
 }
 
 #[cfg(feature = "postgres")]
@@ -315,6 +327,7 @@ impl Storage {
                 reconnect_within: Duration::from_secs(30),
                 poll_interval: Duration::from_millis(250),
                 max_event_bytes: 16 << 20,
+                local: None,
             }),
         }
     }
@@ -328,7 +341,8 @@ impl Storage {
 
     /// The database schema holding a shared log's tables (default `rwlog`):
     /// several logs can share one database. Lower-case letters, digits and
-    /// `_`, not starting with a digit, at most 48 characters.
+    /// `_`, not starting with a digit or `pg_` (PostgreSQL keeps those), at most
+    /// 48 characters.
     pub fn schema(self, schema: impl Into<String>) -> Storage {
         self.with_pg(|p| p.schema = schema.into())
     }
@@ -359,28 +373,25 @@ impl Storage {
     pub fn poll_interval(self, every: Duration) -> Storage {
         self.with_pg(|p| p.poll_interval = every.max(Duration::from_millis(1)))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redacted("postgres://me:secret@db:5432/x"),
-            "postgres://me:***@db:5432/x"
-        );
-        assert_eq!(redacted("postgres://me@db/x"), "postgres://me@db/x");
-        assert_eq!(redacted("host=db user=me"), "host=db user=me");
-        assert_eq!(
-            redacted("host=db password=hunter2 user=me"),
-            "host=db password=*** user=me"
-        );
-        assert_eq!(
-            redacted("postgres://db/x?password=a&sslmode=disable"),
-            "postgres://db/x?password=***&sslmode=disable"
-        );
+    /// A directory of this process's own (one process per directory: it
+    /// is locked while open) for a shared log: the snapshots of
+    /// [persisted views](crate::Builder::persisted_view), projection
+    /// checkpoints, and a restart point (every stream's version) written
+    /// with the snapshots. A process that finds them there starts from them
+    /// and reads only the tail of the shared log, instead of the whole log
+    /// and a fold of every view from the start. It reads the whole log when
+    /// it cannot: a view that is not persisted, or has no intact snapshot
+    /// at or after the restart point. The local log then starts at the
+    /// restart point: reads before it give
+    /// [`Error::Archived`](crate::Error::Archived).
+    ///
+    /// Errors from `build`: [`Error::Corrupt`](crate::Error::Corrupt) if
+    /// the directory belongs to another log; [`Error::Locked`](crate::Error::Locked)
+    /// if another process has it open.
+    pub fn local_dir(self, dir: impl Into<PathBuf>) -> Storage {
+        let dir = dir.into();
+        self.with_pg(|p| p.local = Some(dir))
     }
 }
 
@@ -406,4 +417,27 @@ pub enum Retention {
     Age(std::time::Duration),
     /// Keep at least the events from this position on.
     From(crate::position::Position),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redacted("postgres://me:secret@db:5432/x"),
+            "postgres://me:***@db:5432/x"
+        );
+        assert_eq!(redacted("postgres://me@db/x"), "postgres://me@db/x");
+        assert_eq!(redacted("host=db user=me"), "host=db user=me");
+        assert_eq!(
+            redacted("host=db password=hunter2 user=me"),
+            "host=db password=*** user=me"
+        );
+        assert_eq!(
+            redacted("postgres://db/x?password=a&sslmode=disable"),
+            "postgres://db/x?password=***&sslmode=disable"
+        );
+    }
 }

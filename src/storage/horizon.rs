@@ -32,6 +32,10 @@ const MAGIC: &[u8; 8] = b"RWLOGHZN";
 const FORMAT_VERSION: u16 = 1;
 /// The file's name in the log directory.
 pub(crate) const FILE: &str = "rwlog.horizon";
+/// The same record, as a shared log's process keeps it in its local
+/// directory: where a restart may begin (every stream's version there).
+#[cfg(feature = "postgres")]
+pub(crate) const RESTART_FILE: &str = "rwlog.restart";
 
 /// Where an archived log starts, and what it needs of what came before.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,7 +168,12 @@ impl<'a> Reader<'a> {
 /// Errors: [`Error::Corrupt`] naming the file and offset of damage, or a
 /// horizon made for another log.
 pub(crate) fn read(root: &Path, log_id: Uuid) -> Result<Option<Horizon>> {
-    let path = root.join(FILE);
+    read_file(root, FILE, log_id)
+}
+
+/// The record in `root/name`, if there is one; see [`read`].
+pub(crate) fn read_file(root: &Path, name: &str, log_id: Uuid) -> Result<Option<Horizon>> {
+    let path = root.join(name);
     let data = match std::fs::read(&path) {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -213,6 +222,12 @@ pub(crate) fn first_in(root: &Path, log_id: Option<Uuid>) -> Result<(u64, Option
 /// Writes the horizon: from now on the log starts at `horizon.first`.
 pub(crate) fn write(root: &Path, horizon: &Horizon) -> Result<()> {
     Ok(files::write_atomically(root, FILE, &horizon.encode())?)
+}
+
+/// Writes the record to `root/name`, atomically.
+#[cfg(feature = "postgres")]
+pub(crate) fn write_file(root: &Path, name: &str, horizon: &Horizon) -> std::io::Result<()> {
+    files::write_atomically(root, name, &horizon.encode())
 }
 
 /// Where archived segments go.

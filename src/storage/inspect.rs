@@ -39,6 +39,9 @@ pub struct DirSummary {
     pub checkpoints: Vec<(String, Position)>,
     /// Whether every frame's checksum was checked too.
     pub verified: bool,
+    /// Segments still in the directory below its horizon: an archiving
+    /// was cut short, and the next open finishes it.
+    pub below_horizon: usize,
     /// The id of the event at the head (nil for an empty log).
     pub(crate) id_at_head: Uuid,
 }
@@ -65,6 +68,13 @@ impl fmt::Display for DirSummary {
             )?;
         }
         writeln!(f, "head           {}", self.head)?;
+        if self.below_horizon > 0 {
+            writeln!(
+                f,
+                "unarchived     {} segments below the horizon (an archiving cut short; the next open moves them)",
+                self.below_horizon
+            )?;
+        }
         let mib = self.segment_bytes() as f64 / (1 << 20) as f64;
         writeln!(f, "segments       {} ({mib:.1} MiB)", self.segments.len())?;
         for (name, first, last, bytes) in &self.segments {
@@ -134,12 +144,18 @@ fn examine(dir: &Path, verify: bool, live: bool) -> Result<DirSummary> {
         snapshots: Vec::new(),
         checkpoints: Vec::new(),
         verified: verify,
+        below_horizon: 0,
         id_at_head: Uuid::nil(),
     };
     let count = segments.len();
     let (mut next, _) = horizon::first_in(dir, log_id)?;
     summary.first = Position(next);
     for (i, (first, path)) in segments.into_iter().enumerate() {
+        if first < summary.first.0 {
+            // Left by an archiving cut short: the next open moves it.
+            summary.below_horizon += 1;
+            continue;
+        }
         let data = files::read(&path)?;
         let id = log_id.unwrap_or_else(|| {
             frame::parse_segment_header(&data).map_or(Uuid::nil(), |h| h.log_id)

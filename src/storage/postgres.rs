@@ -21,6 +21,7 @@ use uuid::Uuid;
 mod appender;
 mod conn;
 mod db;
+mod local;
 mod sql;
 mod store;
 mod tailer;
@@ -37,20 +38,27 @@ use wire::{AppendReq, ReadReq, Setup};
 
 /// What opening a shared log gives the builder.
 pub(crate) struct Opened<E> {
+    /// The log from its first position: 1, or the local restart point's.
     pub(crate) events: Vec<Recorded<E>>,
+    /// Where the local log starts when it starts from a restart point.
+    pub(crate) start: Option<super::Start>,
+    /// The process's local directory, if it has one.
+    pub(crate) local: Option<super::DirInfo>,
     pub(crate) store: PgStore<E>,
     pub(crate) head: PgHead,
     pub(crate) log_id: Uuid,
 }
 
-/// Connects, creates or checks the schema, and reads the whole log.
+/// Connects, creates or checks the schema, and reads the log: the whole
+/// of it, or only what follows the local directory's restart point.
 pub(crate) fn open<E: Event + serde::Serialize + DeserializeOwned>(
     options: &PgOptions,
     upcasters: Arc<Upcasters<E>>,
+    views: &super::Registered,
 ) -> Result<Opened<E>> {
     if !sql::is_plain_schema(&options.schema) {
         return Err(Error::Config(
-            "a shared log's schema name may use only lower-case letters, digits and '_', must not start with a digit, and is at most 48 characters",
+            "a shared log's schema name may use only lower-case letters, digits and '_', must not start with a digit or `pg_`, and is at most 48 characters",
         ));
     }
     let target = redacted(&options.url);
@@ -68,30 +76,89 @@ pub(crate) fn open<E: Event + serde::Serialize + DeserializeOwned>(
         }
         Err(why) => return Err(Error::Postgres(format!("opening {target}: {why}"))),
     };
-    let mut events: Vec<Recorded<E>> = Vec::new();
-    loop {
-        let head = events.last().map_or(0, |r| r.position.0);
-        let rows = db
-            .read(|reply| ReadReq::After(head, 1024, reply))
-            .map_err(|why| Error::Postgres(format!("reading the log from {target}: {why}")))?;
-        if rows.is_empty() {
-            break;
-        }
-        events.extend(store::decode(rows, head, &options.schema, &upcasters)?);
-    }
-    db.state.adopted(events.last().map_or(0, |r| r.position.0));
-    tracing::info!(events = events.len(), schema = %options.schema, "opened the shared log");
+    let mut local = match &options.local {
+        Some(dir) => Some(local::open(dir, log_id, views)?),
+        None => None,
+    };
+    let (events, after) = read_log(&db, local.as_mut(), options, &upcasters, &target)?;
+    let head = events.last().map_or(after, |r| r.position.0);
+    db.state.adopted(head);
+    tracing::info!(events = events.len(), from = after + 1, schema = %options.schema, "opened the shared log");
+    let start = local
+        .as_ref()
+        .and_then(|l| l.restart.as_ref())
+        .map(|h| h.start());
+    let dir = local.as_ref().map(|l| l.info.path.clone());
     Ok(Opened {
         events,
+        start,
+        local: local.map(|l| l.info),
         store: PgStore::new(
             Arc::clone(&db),
             upcasters,
             options.schema.clone(),
             options.max_event_bytes,
+            dir.map(|d| (d, log_id)),
         ),
         head: PgHead { db },
         log_id,
     })
+}
+
+/// The log from the local restart point if there is one (else from the
+/// start), and the position it follows.
+fn read_log<E: Event + DeserializeOwned>(
+    db: &Db,
+    local: Option<&mut local::Local>,
+    options: &PgOptions,
+    upcasters: &Upcasters<E>,
+    target: &str,
+) -> Result<(Vec<Recorded<E>>, u64)> {
+    let Some(local) = local.filter(|l| l.restart.is_some()) else {
+        return Ok((read_after(db, 0, options, upcasters)?, 0));
+    };
+    let after = local.restart.as_ref().map_or(0, |h| h.first.0 - 1);
+    let events = read_after(db, after, options, upcasters)?;
+    if !events.is_empty() || db_head(db, target)? >= after {
+        return Ok((events, after));
+    }
+    // The database is behind the restart point (restored from an older
+    // backup): this process's snapshots cannot be trusted either.
+    tracing::warn!(
+        restart = after,
+        "the shared log ends before the local restart point: reading all of it"
+    );
+    local.restart = None;
+    Ok((read_after(db, 0, options, upcasters)?, 0))
+}
+
+/// Every event after position `after`, read in pages.
+fn read_after<E: Event + DeserializeOwned>(
+    db: &Db,
+    after: u64,
+    options: &PgOptions,
+    upcasters: &Upcasters<E>,
+) -> Result<Vec<Recorded<E>>> {
+    let mut events: Vec<Recorded<E>> = Vec::new();
+    loop {
+        let head = events.last().map_or(after, |r| r.position.0);
+        let rows = db
+            .read(|reply| ReadReq::After(head, 1024, reply))
+            .map_err(|why| {
+                let target = redacted(&options.url);
+                Error::Postgres(format!("reading the log from {target}: {why}"))
+            })?;
+        if rows.is_empty() {
+            return Ok(events);
+        }
+        events.extend(store::decode(rows, head, &options.schema, upcasters)?);
+    }
+}
+
+/// The database's head now.
+fn db_head(db: &Db, target: &str) -> Result<u64> {
+    db.read(ReadReq::Head)
+        .map_err(|why| Error::Postgres(format!("reading the head from {target}: {why}")))
 }
 
 #[cfg(test)]
@@ -106,6 +173,7 @@ mod tests {
         assert!(!sql::is_plain_schema("Bank"));
         assert!(!sql::is_plain_schema("a\"; drop"));
         assert!(!sql::is_plain_schema(""));
+        assert!(!sql::is_plain_schema("pg_bank"));
         assert!(!sql::is_plain_schema(&"a".repeat(49)));
     }
 }

@@ -52,22 +52,14 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
     let root = options.path.as_path();
     files::create_dir(root)?;
     let lock = Arc::new(DirLock::acquire(root)?);
-    let mut segments = list_segments(root)?;
+    let all = list_segments(root)?;
     let known_id = identity::read(root)?;
     let log_id = match known_id {
         Some(id) => id,
-        None => adopt_id(&segments)?,
+        None => adopt_id(&all)?,
     };
     let horizon = horizon::read(root, log_id)?;
-    if let Some(h) = &horizon {
-        // The horizon was written before any segment below it moved: finish
-        // what an interrupted archiving began.
-        let (finished, _) = horizon::archive_segments(root, &segments, h.first, h.mode)?;
-        if !finished.is_empty() {
-            tracing::warn!(horizon = %h.first, segments = finished.len(), "finished archiving segments below the horizon");
-            segments = list_segments(root)?;
-        }
-    }
+    let segments = from_horizon(root, horizon.as_ref(), &all)?;
     let base = horizon.as_ref().map_or(0, |h| h.first.0 - 1);
     // Read everything first; change nothing until the open is sure.
     let mut reading = Reading {
@@ -85,6 +77,14 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
         events: &events,
     };
     let (report, tail) = settle(options, log_id, &recovered, plan, known_id.is_none())?;
+    if let Some(h) = &horizon {
+        // The horizon was written before any segment below it moved: finish
+        // what an interrupted archiving began.
+        let (finished, _) = horizon::archive_segments(root, &all, h.first, h.mode)?;
+        if !finished.is_empty() {
+            tracing::warn!(horizon = %h.first, segments = finished.len(), "finished archiving segments below the horizon");
+        }
+    }
     let info = DirInfo {
         path: root.to_path_buf(),
         log_id,
@@ -140,6 +140,34 @@ fn settle<E>(
     scan::apply_findings(root, findings, &facts, &mut report)?;
     report.head = head;
     Ok((report, plan.tail))
+}
+
+/// The segments from the horizon on (all of them without one). Those below
+/// it are left by an archiving cut short: not read, moved once the open is
+/// sure.
+///
+/// Errors: [`Error::Corrupt`] naming the horizon file if no segment starts
+/// at the horizon (archiving always keeps that one).
+fn from_horizon(
+    root: &Path,
+    horizon: Option<&Horizon>,
+    all: &[(u64, PathBuf)],
+) -> Result<Vec<(u64, PathBuf)>> {
+    let Some(h) = horizon else {
+        return Ok(all.to_vec());
+    };
+    if !all.iter().any(|(start, _)| *start == h.first.0) {
+        let why = format!(
+            "the horizon is position {}, but no segment starts there",
+            h.first
+        );
+        return Err(corrupt(&root.join(horizon::FILE), 0, why));
+    }
+    Ok(all
+        .iter()
+        .filter(|(start, _)| *start >= h.first.0)
+        .cloned()
+        .collect())
 }
 
 /// The events a log directory holds, after its horizon if it has one.

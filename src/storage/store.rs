@@ -24,6 +24,18 @@ pub(crate) struct Start {
     pub(crate) versions: Vec<(crate::position::StreamId, u64)>,
 }
 
+/// The views a runtime registers, as opening storage needs to know them:
+/// a shared log's process starts from its local snapshots only if every
+/// view has one.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) struct Registered {
+    /// The persisted views' names.
+    pub(crate) persisted: Vec<String>,
+    /// How many views live in memory only.
+    pub(crate) in_memory: usize,
+}
+
 /// Why a batch could not be made durable.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -118,6 +130,20 @@ pub(crate) trait Store<E>: Send {
     /// checked against the log itself, not only the recent ones in memory.
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// Whether this store keeps restart points: where a reopen may start
+    /// instead of reading the whole log (a shared log with a local
+    /// directory).
+    fn keeps_restart_points(&self) -> bool {
+        false
+    }
+
+    /// Saves a restart point: the log up to `start.first - 1` is in the
+    /// views' snapshots written for that position. Only called when
+    /// [`keeps_restart_points`](Store::keeps_restart_points).
+    fn save_restart_point(&mut self, _start: &Start) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -218,7 +218,9 @@ pub(super) fn is_plain_schema(schema: &str) -> bool {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    // PostgreSQL keeps names starting with `pg_` for itself.
     first_ok
+        && !schema.starts_with("pg_")
         && schema.len() <= 48
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }

@@ -27,6 +27,9 @@ pub(crate) struct PgStore<E> {
     max_event_bytes: u32,
     /// The batch being staged.
     out: Outgoing,
+    /// The process's local directory (restart points go there) and the
+    /// log's id.
+    local: Option<(std::path::PathBuf, uuid::Uuid)>,
 }
 
 impl<E> PgStore<E> {
@@ -35,6 +38,7 @@ impl<E> PgStore<E> {
         upcasters: Arc<Upcasters<E>>,
         schema: String,
         max_event_bytes: u32,
+        local: Option<(std::path::PathBuf, uuid::Uuid)>,
     ) -> PgStore<E> {
         PgStore {
             db,
@@ -42,6 +46,7 @@ impl<E> PgStore<E> {
             schema,
             max_event_bytes,
             out: Outgoing::default(),
+            local,
         }
     }
 
@@ -143,6 +148,25 @@ impl<E: Event + Serialize + DeserializeOwned> Store<E> for PgStore<E> {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn keeps_restart_points(&self) -> bool {
+        self.local.is_some()
+    }
+
+    fn save_restart_point(&mut self, start: &crate::storage::Start) -> std::io::Result<()> {
+        let Some((dir, log_id)) = &self.local else {
+            return Ok(());
+        };
+        let restart = crate::storage::Horizon {
+            log_id: *log_id,
+            first: start.first,
+            last_id: start.before_id,
+            last_time: start.before_time,
+            mode: Default::default(),
+            versions: start.versions.clone(),
+        };
+        super::local::save(dir, &restart)
     }
 }
 
