@@ -1,6 +1,7 @@
 //! The event log: every event ever appended, in order, readable without a
 //! lock while the sequencer appends.
 
+mod cold;
 mod iter;
 mod memory;
 
@@ -15,6 +16,8 @@ use crate::event::{Batch, Event, EventRef, Timestamp};
 use crate::position::{Position, StreamId};
 use crate::sync::{Index, Mutex};
 
+#[cfg(feature = "durable")]
+pub(crate) use cold::Cold;
 pub(crate) use iter::LastBatch;
 pub use iter::{LogIter, StreamIter};
 use memory::{Slots, Table};
@@ -62,6 +65,7 @@ pub struct Log<E> {
 /// The event just before a first position: the first position, and the id
 /// and time of the event before it.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
 struct Edge {
     first: Position,
     id: Uuid,
@@ -114,8 +118,45 @@ impl<E> Log<E> {
         }
     }
 
+    /// Reads the positions from [`first`](Log::first) up to `held` from
+    /// `cold` (a durable log's segments), keeping about the newest
+    /// `window` events in memory from then on; `streams` are the positions
+    /// of each stream's events from the first position up to `held`.
+    /// Before anything is appended only.
+    #[cfg(feature = "durable")]
+    pub(crate) fn hold_from(
+        mut self,
+        held: Position,
+        window: u64,
+        cold: crate::sync::Arc<dyn Cold<E>>,
+        streams: Vec<(StreamId, Vec<Position>)>,
+    ) -> Log<E> {
+        self.slots.hold_from(held.0, window, cold);
+        for (stream, positions) in streams {
+            self.streams.update(&stream, |p| p.kept.extend(positions));
+        }
+        self
+    }
+
+    /// The first position held in memory: the same as [`first`](Log::first)
+    /// unless the log keeps a [memory window](crate::Storage::memory_window),
+    /// whose older events are read from disk.
+    pub fn in_memory_from(&self) -> Position {
+        Position(self.slots.held())
+    }
+
+    /// Why a read of events older than the memory window last failed (a
+    /// durable log with [`Storage::memory_window`](crate::Storage::memory_window)
+    /// reads them from its segment files): such a read finds nothing, so a
+    /// [`read_all`](Log::read_all) or a subscription ends early. `None` if
+    /// no read failed.
+    pub fn read_failure(&self) -> Option<String> {
+        self.slots.cold_failure()
+    }
+
     /// The id of the event at `position`, also for the one just before
     /// [`first`](Log::first).
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn id_at(&self, position: Position) -> Option<Uuid> {
         let edge = *self.before_first.lock();
         if position.next() == edge.first && position > Position::ZERO {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 mod combiner;
 mod dedupe;
+mod restart;
 mod shared;
 
 pub(crate) use combiner::Combiner;
@@ -110,6 +111,9 @@ pub(crate) struct Sequencer<E> {
     /// only for a store that keeps them), the last one at `last_restart`.
     restart_every: u64,
     last_restart: u64,
+    /// A restart point due while the head's lock was held, saved after the
+    /// batch.
+    pending_restart: Option<crate::storage::Start>,
 }
 
 impl<E: Event> Sequencer<E> {
@@ -133,9 +137,11 @@ impl<E: Event> Sequencer<E> {
         let versions: HashMap<StreamId, u64, _> =
             log.versions_before(log.head().next()).into_iter().collect();
         let last_stamp = log.last_time();
-        // As the views count their snapshots on disk: from where they
-        // started (the restart point, if the log starts at one).
-        let last_restart = log.first().0 - 1;
+        // As the views count their snapshots on disk, so that a restart
+        // point is written where they write theirs: from the oldest newest
+        // snapshot (from where the log starts without persisted views).
+        let on_disk = views.iter().filter_map(|v| v.on_disk()).min();
+        let last_restart = on_disk.map_or(log.first().0 - 1, |p| p.0);
         let remembered_from = log.head().0.saturating_sub(dedupe_window as u64);
         for e in log.read_all(Position(remembered_from + 1)..) {
             if !shared_log {
@@ -164,6 +170,7 @@ impl<E: Event> Sequencer<E> {
             depth: 0,
             restart_every,
             last_restart,
+            pending_restart: None,
         }
     }
 
@@ -234,10 +241,12 @@ impl<E: Event> Sequencer<E> {
         }
         if let Err(failure) = self.begin(cmds) {
             self.refuse(cmds, failure);
+            self.flush_restart();
             return;
         }
         let assigned = self.assign(cmds);
         self.commit(assigned);
+        self.flush_restart();
     }
 
     /// Checks each command (dedupe, expected version), gives the accepted
@@ -378,33 +387,6 @@ impl<E: Event> Sequencer<E> {
             reply.send(result);
         }
         self.acks = acks;
-    }
-
-    /// Saves a restart point if one is due: the views wrote their
-    /// snapshots for this position while publishing (same cadence).
-    fn restart_point(&mut self) {
-        let head = self.shared.log.head();
-        let Some(store) = self.store.as_mut().filter(|s| s.keeps_restart_points()) else {
-            return;
-        };
-        if !crate::view::crosses(self.restart_every, self.last_restart, head.0) {
-            return;
-        }
-        let Some(last) = self.shared.log.get(head) else {
-            return;
-        };
-        let start = crate::storage::Start {
-            first: head.next(),
-            before_id: last.id,
-            before_time: last.recorded_at,
-            versions: self.versions.iter().map(|(s, v)| (s.clone(), *v)).collect(),
-        };
-        match store.save_restart_point(&start) {
-            Ok(()) => self.last_restart = head.0,
-            Err(e) => {
-                tracing::warn!(error = %e, position = %head, "could not save a restart point")
-            }
-        }
     }
 
     /// The store refused the batch: every append of it gets the refusal

@@ -35,6 +35,8 @@ mod checkpoint;
 mod claim;
 #[cfg(feature = "durable")]
 mod codec;
+#[cfg(feature = "durable")]
+mod cold;
 mod config;
 mod files;
 #[cfg(feature = "durable")]
@@ -64,6 +66,8 @@ mod scan;
 mod segment;
 #[cfg(feature = "durable")]
 mod snapshot;
+#[cfg(feature = "durable")]
+mod spill;
 mod store;
 #[cfg(feature = "durable")]
 mod upcast;
@@ -94,13 +98,13 @@ pub use inspect::DirSummary;
 #[cfg(feature = "durable")]
 pub(crate) use inspect::{backup_closed, inspect};
 #[cfg(feature = "durable")]
-pub(crate) use recover::open;
+pub(crate) use recover::{open, ColdStart};
 pub use report::{Cut, RecoveryReport};
 #[cfg(feature = "durable")]
 pub(crate) use restore::restore;
 #[cfg(feature = "durable")]
-pub(crate) use snapshot::SnapshotFiles;
-pub(crate) use store::{Failure, Registered, SharedHead, Start, Store};
+pub(crate) use snapshot::{usable as usable_snapshot, SnapshotFiles};
+pub(crate) use store::{Failure, Registered, SharedHead, SnapshotCheck, Start, Store};
 #[cfg(feature = "durable")]
 pub(crate) use upcast::Upcasters;
 

@@ -183,16 +183,18 @@ impl<V> ViewState<V> {
         self.failure.get().map(String::as_str)
     }
 
-    /// Brings the view up to the end of `events` (a recovered log) before
-    /// the sequencer starts: from `base` (a snapshot loaded from disk) if
+    /// Brings the view up to the head of `log` (as recovered) before the
+    /// sequencer starts: from `base` (a snapshot loaded from disk) if
     /// given, else from the initial state. Keeps snapshots on the way as
     /// publication would. A panicking `apply` fails the view, as it would
     /// live.
-    pub(crate) fn recover<E>(&self, base: Option<Snapshot<V>>, events: &[Recorded<E>])
+    pub(crate) fn recover<E>(&self, base: Option<Snapshot<V>>, log: &crate::log::Log<E>)
     where
         V: View<E>,
     {
-        if base.is_none() && events.is_empty() {
+        let from = base.as_ref().map_or(Position::ZERO, |b| b.position);
+        let events = log.read_all(from.next()..);
+        if base.is_none() && events.len() == 0 {
             return;
         }
         let outcome = sync::catch_unwind(|| {
@@ -205,13 +207,12 @@ impl<V> ViewState<V> {
                 }
                 None => Snapshot::clone(&self.current.load()),
             };
-            let start = state.position;
-            for e in events.iter().filter(|e| e.position > start) {
+            events.for_each_ref(|e| {
                 state.apply(e);
                 if self.history.due(state.position) {
                     self.history.record(state.clone());
                 }
-            }
+            });
             state
         });
         match outcome {
@@ -303,4 +304,10 @@ impl<V: Send + Sync + 'static> AnyView for ViewState<V> {
 pub(crate) trait ViewDriver<E>: Send {
     /// Applies a batch and publishes the result once.
     fn publish(&mut self, batch: &Batch<E>);
+
+    /// A persisted view's newest snapshot on disk (its position); `None`
+    /// for a view in memory only.
+    fn on_disk(&self) -> Option<Position> {
+        None
+    }
 }

@@ -6,6 +6,8 @@ use crate::event::{Batch, EventRef};
 use crate::faults::Faults;
 use crate::sync::{Arc, ArcSwap, AtomicU64, Guard, Mutex, OnceLock, Ordering};
 
+use super::cold::Cold;
+
 /// Entries per chunk. A chunk is allocated whole when the log reaches it.
 /// One under loom, where every entry is an object loom tracks and where
 /// every append then grows the chunk tables readers load.
@@ -118,8 +120,15 @@ pub(crate) struct Slots<E> {
     /// Batches appended so far; written by the sequencer only.
     batch_count: AtomicU64,
     head: AtomicU64,
-    /// The first position held (1 unless the front was let go).
+    /// The first position held in memory (1 unless the front was let go).
     first: AtomicU64,
+    /// The first position readable: `first`, or below it with a cold
+    /// source that reads the positions in between from disk.
+    floor: AtomicU64,
+    cold: Option<Arc<dyn Cold<E>>>,
+    /// With a cold source: how many of the newest events stay in memory
+    /// (about: they go a chunk at a time).
+    window: u64,
     faults: Faults,
 }
 
@@ -128,8 +137,12 @@ pub(crate) struct Slots<E> {
 pub(crate) struct Table<E> {
     batch_of: Chunks<AtomicU64>,
     batches: Chunks<OnceLock<Batch<E>>>,
-    /// The first position these chunks hold.
+    /// The first position readable through this table.
     pub(crate) first: u64,
+    /// The first position these chunks hold (the ones from `first` up to
+    /// it are read from `cold`).
+    held: u64,
+    cold: Option<Arc<dyn Cold<E>>>,
 }
 
 impl<E> Slots<E> {
@@ -144,13 +157,52 @@ impl<E> Slots<E> {
             batch_count: AtomicU64::new(0),
             head: AtomicU64::new(first - 1),
             first: AtomicU64::new(first),
+            floor: AtomicU64::new(first),
+            cold: None,
+            window: u64::MAX,
             faults,
         }
     }
 
-    /// The first position held.
+    /// Reads the positions from the first readable one up to `held` from
+    /// `cold` instead of memory: the store's first event will be at
+    /// `held`. Before anything is appended only.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn hold_from(&mut self, held: u64, window: u64, cold: Arc<dyn Cold<E>>) {
+        let held = held.max(self.floor.load(Ordering::Relaxed));
+        self.first = AtomicU64::new(held);
+        self.head = AtomicU64::new(held - 1);
+        self.cold = Some(cold);
+        self.window = window;
+    }
+
+    /// The first position readable.
     pub(crate) fn first(&self) -> u64 {
+        self.floor.load(Ordering::Acquire)
+    }
+
+    /// The first position held in memory.
+    pub(crate) fn held(&self) -> u64 {
         self.first.load(Ordering::Acquire)
+    }
+
+    /// The cold source's last read failure, if any.
+    pub(crate) fn cold_failure(&self) -> Option<String> {
+        self.cold.as_ref().and_then(|c| c.failure())
+    }
+
+    /// With a cold source, lets go of the memory of the events before the
+    /// newest `window` once a chunk's worth is past it (they stay readable
+    /// from the cold source). The sequencer calls this after appending.
+    fn trim(&self) {
+        if self.cold.is_none() {
+            return;
+        }
+        let (head, held) = (self.head(), self.held());
+        let in_memory = (head + 1).saturating_sub(held);
+        if in_memory > self.window.saturating_add(CHUNK as u64) {
+            self.release(head + 1 - self.window);
+        }
     }
 
     /// Lets go of every position below `first` (which must be at most the
@@ -161,12 +213,28 @@ impl<E> Slots<E> {
         if first <= self.first() {
             return;
         }
+        // Raised before the memory goes, as the held front is (see
+        // `release`).
+        let late = self.faults.late_first();
+        if !late {
+            self.floor.fetch_max(first, Ordering::Release);
+        }
+        if first > self.held() {
+            self.release(first);
+        }
+        if late {
+            self.floor.fetch_max(first, Ordering::Release);
+        }
+    }
+
+    /// Lets go of the memory below `first` (above the held front).
+    fn release(&self, first: u64) {
         // The new first is stored before the tables lose anything: a reader
         // that loads a table and then the first never reads a position the
         // table no longer holds.
         let late = self.faults.late_first();
         if !late {
-            self.first.store(first, Ordering::Release);
+            self.first.fetch_max(first, Ordering::Release);
         }
         // The batch holding `first - 1` is published (the caller keeps
         // `first` at most the head + 1; the head is loaded first, so its
@@ -187,7 +255,7 @@ impl<E> Slots<E> {
             self.batches.release_below(b);
         }
         if late {
-            self.first.store(first, Ordering::Release);
+            self.first.fetch_max(first, Ordering::Release);
         }
     }
 
@@ -215,7 +283,7 @@ impl<E> Slots<E> {
             "batch {number} not written once"
         );
         let top = index(last.position.0).unwrap_or(usize::MAX);
-        let from = index(self.first()).unwrap_or(0);
+        let from = index(self.held()).unwrap_or(0);
         let batch_of = self.batch_of.covering(top, from, || AtomicU64::new(0));
         for p in first.position.0..=last.position.0 {
             // Relaxed: readers reach this entry only through the head,
@@ -232,6 +300,7 @@ impl<E> Slots<E> {
             Ordering::Release
         };
         self.head.store(last.position.0, order);
+        self.trim();
     }
 
     /// The head and a table covering every position up to it.
@@ -240,11 +309,13 @@ impl<E> Slots<E> {
         let batch_of = self.batch_of.chunks.load_full();
         let batches = self.batches.chunks.load_full();
         // Loaded after the tables: they hold every position from it on.
-        let first = self.first();
+        let held = self.held();
         let table = Table {
             batch_of,
             batches,
-            first,
+            first: self.first(),
+            held,
+            cold: self.cold.clone(),
         };
         (head, table)
     }
@@ -260,17 +331,29 @@ impl<E> Slots<E> {
             return None;
         }
         let (batch_of, batches) = (self.batch_of.chunks.load(), self.batches.chunks.load());
-        if position < self.first() {
-            return None;
+        if position < self.held() {
+            return cold_batch(self.cold.as_ref(), self.first(), position);
         }
         batch_at(&batch_of, &batches, position)
     }
+}
+
+/// The batch holding `position` from the cold source, if it is at or above
+/// the first readable position.
+fn cold_batch<E>(cold: Option<&Arc<dyn Cold<E>>>, first: u64, position: u64) -> Option<Batch<E>> {
+    if position < first {
+        return None;
+    }
+    cold?.batch(position).ok()
 }
 
 impl<E> Table<E> {
     /// The batch holding a position known to be at or below a head loaded
     /// before this table.
     pub(crate) fn batch(&self, position: u64) -> Option<Batch<E>> {
+        if position < self.held {
+            return cold_batch(self.cold.as_ref(), self.first, position);
+        }
         batch_at(&self.batch_of, &self.batches, position)
     }
 

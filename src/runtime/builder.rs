@@ -56,6 +56,8 @@ pub struct Builder<E> {
     /// Names that become file names (persisted views'), checked before
     /// anything is opened.
     file_names: Vec<String>,
+    /// Each persisted view's check of its snapshot files.
+    checks: Vec<(String, crate::storage::SnapshotCheck)>,
 }
 
 impl<E> fmt::Debug for Builder<E> {
@@ -97,6 +99,7 @@ impl<E: Event> Builder<E> {
             dedupe_window: 65_536,
             sequencing: Sequencing::default(),
             file_names: Vec::new(),
+            checks: Vec::new(),
             archiving: super::Policy::default(),
         }
     }
@@ -242,7 +245,7 @@ impl<E: Event> Builder<E> {
             disk_keep: self.keep_disk_snapshots,
             spares: settings.spare_copies,
             faults: settings.faults,
-            ..ViewSetup::of(&log, &recovered, dir.as_ref())
+            ..ViewSetup::of(&log, dir.as_ref())
         };
         let (drivers, views) = views::start_all(self.views, &setup)?;
         drop(recovered);
@@ -293,7 +296,7 @@ impl<E: Event> Builder<E> {
     /// The views as opening storage needs to know them.
     fn registered(&self) -> crate::storage::Registered {
         crate::storage::Registered {
-            persisted: self.file_names.clone(),
+            persisted: self.checks.clone(),
             in_memory: self.views.len().saturating_sub(self.file_names.len()),
         }
     }
@@ -466,6 +469,8 @@ impl<E: Event + Serialize + DeserializeOwned> Builder<E> {
     {
         let name = name.into();
         self.file_names.push(name.clone());
+        let check = Arc::new(storage::usable_snapshot::<V>);
+        self.checks.push((name.clone(), check));
         self.views
             .push((name.clone(), views::persisted(&name, initial)));
         self

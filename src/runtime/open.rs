@@ -21,6 +21,10 @@ pub(super) struct Opened<E> {
     pub(super) events: Vec<Recorded<E>>,
     /// Where the log starts, if its front was archived.
     pub(super) start: Option<Start>,
+    /// With a memory window: where the log's memory starts and how it reads
+    /// what is before.
+    #[cfg(feature = "durable")]
+    pub(super) cold: Option<crate::storage::ColdStart<E>>,
     pub(super) store: Box<dyn Store<E>>,
     /// A log directory's facts.
     pub(super) info: Option<DirInfo>,
@@ -69,6 +73,11 @@ pub(super) fn open_log<E>(
         Some(s) => Log::starting_at(faults, s.first, (s.before_id, s.before_time), s.versions),
         None => Log::new(faults),
     };
+    #[cfg(feature = "durable")]
+    let log = match opened.as_mut().and_then(|o| o.cold.take()) {
+        Some(c) => log.hold_from(c.held, c.window, c.reader, c.streams),
+        None => log,
+    };
     log.append(&recovered);
     Ok((log, recovered, opened))
 }
@@ -98,6 +107,7 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
                 Ok(Opened {
                     events: recovered.events,
                     start: recovered.horizon.as_ref().map(|h| h.start()),
+                    cold: recovered.cold,
                     store: Box::new(recovered.writer),
                     info: Some(recovered.info),
                     report: Some(recovered.report),
@@ -114,6 +124,7 @@ pub(super) fn opener<E: Event + Serialize + DeserializeOwned>(
                 Ok(Opened {
                     events: opened.events,
                     start: opened.start,
+                    cold: None,
                     store: Box::new(opened.store),
                     info: opened.local,
                     report: None,

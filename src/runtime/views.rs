@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::event::Recorded;
 use crate::faults::Faults;
+use crate::log::Log;
 use crate::position::Position;
 use crate::storage::DirInfo;
 #[cfg(feature = "durable")]
@@ -32,12 +32,9 @@ pub(super) struct ViewSetup<'a, E> {
     pub(super) disk_keep: usize,
     pub(super) spares: usize,
     pub(super) faults: Faults,
-    pub(super) recovered: &'a [Recorded<E>],
-    /// The first position of the recovered log (after its horizon, if its
-    /// front was archived), and the id of the event before it.
-    pub(super) first: Position,
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(super) before_id: Option<uuid::Uuid>,
+    /// The log as recovered (from its first position: 1, a horizon or a
+    /// restart point; older events perhaps read from disk).
+    pub(super) log: &'a Log<E>,
     /// The log directory, for views whose snapshots persist.
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(super) dir: Option<&'a DirInfo>,
@@ -46,20 +43,14 @@ pub(super) struct ViewSetup<'a, E> {
 impl<'a, E> ViewSetup<'a, E> {
     /// A setup for the recovered log (the other settings at their
     /// defaults, to be set).
-    pub(super) fn of(
-        log: &crate::log::Log<E>,
-        recovered: &'a [Recorded<E>],
-        dir: Option<&'a DirInfo>,
-    ) -> ViewSetup<'a, E> {
+    pub(super) fn of(log: &'a Log<E>, dir: Option<&'a DirInfo>) -> ViewSetup<'a, E> {
         ViewSetup {
             history: HistoryBound { every: 0, keep: 0 },
             disk_every: 0,
             disk_keep: 1,
             spares: 1,
             faults: Faults::default(),
-            recovered,
-            first: log.first(),
-            before_id: log.id_at(Position(log.first().0 - 1)),
+            log,
             dir,
         }
     }
@@ -79,7 +70,7 @@ pub(super) fn in_memory<V: View<E>, E: Send + Sync + 'static>(
 ) -> ViewFactory<E> {
     let name: Arc<str> = Arc::from(name);
     Box::new(move |setup| {
-        rebuildable(&name, Position::ZERO, setup.first)?;
+        rebuildable(&name, Position::ZERO, setup.log.first())?;
         Ok(start(name, initial, setup, None, None))
     })
 }
@@ -116,7 +107,7 @@ where
         rebuildable(
             &name,
             base.as_ref().map_or(Position::ZERO, |b| b.position),
-            setup.first,
+            setup.log.first(),
         )?;
         let keep = setup.disk_keep;
         let write: Persist<V> = Box::new(move |s: &Snapshot<V>, event_id| {
@@ -141,7 +132,7 @@ fn start<V: View<E>, E: Send + Sync + 'static>(
     disk: Option<DiskSnapshots<V>>,
 ) -> Started<E> {
     let state = ViewState::new(name, initial, setup.history);
-    state.recover(base, setup.recovered);
+    state.recover(base, setup.log);
     let publisher = Publisher::<V, E>::new(Arc::clone(&state), setup.spares, setup.faults, disk);
     (Box::new(publisher), state)
 }
@@ -173,18 +164,12 @@ fn newest_snapshot<V, E>(
 where
     V: View<E> + DeserializeOwned,
 {
-    let first = setup.first;
-    let id_at = |p: Position| {
-        if p.next() == first && p > Position::ZERO {
-            return setup.before_id;
-        }
-        let i = usize::try_from(p.0.checked_sub(first.0)?).ok()?;
-        setup.recovered.get(i).map(|e| e.id)
-    };
+    let log = setup.log;
+    let id_at = |p: Position| log.id_at(p);
     let facts = LogFacts {
         log_id: info.log_id,
-        head: Position(first.0 - 1 + setup.recovered.len() as u64),
-        first,
+        head: log.head(),
+        first: log.first(),
         id_at: &id_at,
     };
     let loaded = files.load_newest::<V>(&facts)?;

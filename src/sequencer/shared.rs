@@ -43,7 +43,9 @@ impl<E: Event> Sequencer<E> {
             return Ok(());
         };
         let foreign = store.begin(head)?;
-        self.adopt(foreign);
+        // Under the head's lock: the restart point waits for the commit
+        // (other processes wait for this one meanwhile).
+        self.adopt(foreign, false);
         if !self.shared_log {
             return Ok(());
         }
@@ -79,7 +81,7 @@ impl<E: Event> Sequencer<E> {
 
     /// Adopts events other processes appended (the next positions of the
     /// log): into the log and every view, as one batch of their own.
-    pub(super) fn adopt(&mut self, foreign: Vec<Recorded<E>>) {
+    pub(super) fn adopt(&mut self, foreign: Vec<Recorded<E>>, restart_point: bool) {
         if foreign.is_empty() {
             return;
         }
@@ -93,7 +95,10 @@ impl<E: Event> Sequencer<E> {
             view.publish(&batch);
         }
         crate::telemetry::head(self.shared.log.head().0);
-        self.restart_point();
+        match restart_point {
+            true => self.restart_point(),
+            false => self.defer_restart(),
+        }
         self.shared.signal.notify();
     }
 
@@ -113,7 +118,7 @@ impl<E: Event> Sequencer<E> {
                 Ok(foreign) if foreign.is_empty() => break,
                 Ok(foreign) => {
                     adopted = true;
-                    self.adopt(foreign);
+                    self.adopt(foreign, true);
                 }
                 Err(Failure::Batch(rejection)) => {
                     // The tailer tries again once the database answers.

@@ -12,11 +12,11 @@ use crate::position::{Position, StreamId};
 use super::backup::walk;
 use super::config::ArchiveMode;
 use super::files;
+use super::files::list_segments;
 use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
 use super::horizon::{self, Horizon};
 use super::identity;
 use super::lock::DirLock;
-use super::recover::list_segments;
 use super::snapshot;
 
 /// What archiving did.

@@ -24,11 +24,11 @@ use crate::error::{Error, Result};
 use crate::position::Position;
 
 use super::claim::Claim;
+use super::files::list_segments;
 use super::files::{self, at};
 use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
 use super::manifest::{self, Entry, Manifest};
 use super::read::corrupt;
-use super::recover::list_segments;
 use super::{checkpoint, horizon, identity, snapshot};
 
 /// How far a backup or restore has come: for progress bars.

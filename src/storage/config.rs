@@ -85,6 +85,8 @@ pub(crate) struct DirOptions {
     pub(crate) max_event_bytes: u32,
     pub(crate) recovery: RecoveryMode,
     pub(crate) faults: Faults,
+    /// Keep about this many of the newest events in memory (None: all).
+    pub(crate) window: Option<u64>,
 }
 
 /// A failure the segment writer simulates, for crash and fault tests. Not
@@ -174,6 +176,7 @@ impl Storage {
                 max_event_bytes: 16 << 20,
                 recovery: RecoveryMode::TornTail,
                 faults: Faults::default(),
+                window: None,
             }),
         }
     }
@@ -195,6 +198,22 @@ impl Storage {
     /// is never split across segments, so a segment holds at least one).
     pub fn segment_bytes(self, bytes: u64) -> Storage {
         self.with(|d| d.segment_bytes = bytes.max(SEGMENT_HEADER as u64 + 1))
+    }
+
+    /// Keeps about the newest `events` events of a directory log in memory
+    /// (they go 16,384 at a time) and reads older ones from the segment
+    /// files when asked: log and stream reads, subscriptions, time travel,
+    /// projections and views catching up read across the boundary with the
+    /// same results, only slower below it (a read of one stored batch,
+    /// decoded, per batch; a few are cached). Opening the directory keeps
+    /// no more than the window either. Without it (the default) the whole
+    /// log stays in memory. The stream index (8 bytes per event) and each
+    /// stream's version stay whole.
+    ///
+    /// A read below the window that fails (the disk) finds nothing: see
+    /// [`Log::read_failure`](crate::Log::read_failure).
+    pub fn memory_window(self, events: u64) -> Storage {
+        self.with(|d| d.window = Some(events.max(1)))
     }
 
     /// What recovery of a directory log does with damage; see

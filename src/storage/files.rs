@@ -124,6 +124,26 @@ fn entries(dir: &Path, wanted: impl Fn(fs::FileType) -> bool) -> io::Result<Vec<
     Ok(found)
 }
 
+/// The segment files, by first position.
+pub(crate) fn list_segments(root: &Path) -> crate::error::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for path in list(root)? {
+        let Some(stem) = name_of(&path).strip_suffix(".seg") else {
+            continue;
+        };
+        let first = stem
+            .parse::<u64>()
+            .map_err(|_| crate::error::Error::Corrupt {
+                file: path.clone(),
+                offset: 0,
+                reason: "a segment file name that is not a position".into(),
+            })?;
+        segments.push((first, path));
+    }
+    segments.sort();
+    Ok(segments)
+}
+
 /// The file name of `path` as text ("" if it has none).
 pub(crate) fn name_of(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")

@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::position::Position;
 
 use super::backup::{self, BackupProgress, BackupSummary, Source};
+use super::files::list_segments;
 use super::lock::DirLock;
 use super::read::corrupt;
-use super::recover::list_segments;
 use super::{checkpoint, files, frame, horizon, identity, snapshot};
 
 /// What a log directory holds.

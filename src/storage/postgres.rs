@@ -118,18 +118,41 @@ fn read_log<E: Event + DeserializeOwned>(
         return Ok((read_after(db, 0, options, upcasters)?, 0));
     };
     let after = local.restart.as_ref().map_or(0, |h| h.first.0 - 1);
-    let events = read_after(db, after, options, upcasters)?;
-    if !events.is_empty() || db_head(db, target)? >= after {
-        return Ok((events, after));
+    let last_id = local.restart.as_ref().map(|h| h.last_id);
+    if ends_batch(db, after, last_id, options, upcasters, target)? {
+        return Ok((read_after(db, after, options, upcasters)?, after));
     }
-    // The database is behind the restart point (restored from an older
-    // backup): this process's snapshots cannot be trusted either.
+    // The database does not hold the history the restart point was made
+    // from (restored from an older backup, perhaps appended to since):
+    // this process's snapshots cannot be trusted either.
     tracing::warn!(
         restart = after,
-        "the shared log ends before the local restart point: reading all of it"
+        "the shared log does not hold the local restart point's history: reading all of it"
     );
     local.restart = None;
     Ok((read_after(db, 0, options, upcasters)?, 0))
+}
+
+/// Whether the database holds a batch ending at `position` whose last
+/// event has the id `last_id`.
+fn ends_batch<E: Event + DeserializeOwned>(
+    db: &Db,
+    position: u64,
+    last_id: Option<Uuid>,
+    options: &PgOptions,
+    upcasters: &Upcasters<E>,
+    target: &str,
+) -> Result<bool> {
+    let rows = db
+        .read(|reply| ReadReq::Holding(position, reply))
+        .map_err(|why| Error::Postgres(format!("reading the log from {target}: {why}")))?;
+    let Some(row) = rows.into_iter().next().filter(|r| r.last == position) else {
+        return Ok(false);
+    };
+    let before = row.first.saturating_sub(1);
+    let events = store::decode(vec![row], before, &options.schema, upcasters).ok();
+    let last = events.as_ref().and_then(|e| e.last()).map(|e| e.id);
+    Ok(last.is_some() && last == last_id)
 }
 
 /// Every event after position `after`, read in pages.
@@ -153,12 +176,6 @@ fn read_after<E: Event + DeserializeOwned>(
         }
         events.extend(store::decode(rows, head, &options.schema, upcasters)?);
     }
-}
-
-/// The database's head now.
-fn db_head(db: &Db, target: &str) -> Result<u64> {
-    db.read(ReadReq::Head)
-        .map_err(|why| Error::Postgres(format!("reading the head from {target}: {why}")))
 }
 
 #[cfg(test)]

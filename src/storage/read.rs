@@ -129,8 +129,10 @@ pub(super) struct Reading<'a, E> {
     /// The position before the first segment's (0, or the horizon's
     /// `first - 1` for an archived log).
     pub(super) base: u64,
-    /// The events of every whole batch read so far.
+    /// The events of every whole batch read so far (but the ones a memory
+    /// window let go into `spill`).
     pub(super) events: Vec<Recorded<E>>,
+    pub(super) spill: Option<super::spill::Spill>,
     pub(super) plan: Plan,
 }
 
@@ -175,6 +177,12 @@ enum FrameError {
 }
 
 impl<E: Event + DeserializeOwned> Reading<'_, E> {
+    /// The position the next event read must hold.
+    fn next_position(&self) -> u64 {
+        let dropped = self.spill.as_ref().map_or(0, |s| s.dropped);
+        self.base + dropped + self.events.len() as u64 + 1
+    }
+
     /// Reads every segment, in order, into `events` (whole batches only),
     /// planning cuts; returns the damage that stops the open, if any.
     pub(super) fn segments(&mut self, segments: &[(u64, PathBuf)]) -> Result<()> {
@@ -198,7 +206,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
     /// The error if segment `i` does not start where the log so far ends.
     fn gap(&self, i: usize, segments: &[(u64, PathBuf)]) -> Option<Error> {
         let (first, path) = &segments[i];
-        let expected = self.base + self.events.len() as u64 + 1;
+        let expected = self.next_position();
         if *first == expected {
             return None;
         }
@@ -330,7 +338,12 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
         let end = off + BATCH_HEADER + header.bytes as usize;
         let mark = self.events.len();
         match self.read_frames(&data[..end], off + BATCH_HEADER, header.first, header.count) {
-            Ok(at) if at == end => Ok(Step::Next(end)),
+            Ok(at) if at == end => {
+                if let Some(spill) = self.spill.as_mut() {
+                    spill.take(&mut self.events);
+                }
+                Ok(Step::Next(end))
+            }
             Ok(at) => {
                 self.events.truncate(mark);
                 let reason =
@@ -383,7 +396,7 @@ impl<E: Event + DeserializeOwned> Reading<'_, E> {
                 false => Bad::Damaged("a batch header's checksum does not match".into()),
             });
         };
-        let expected = self.base + self.events.len() as u64 + 1;
+        let expected = self.next_position();
         if header.first != expected {
             let reason = format!(
                 "a batch starts at position {}, but {expected} was expected",

@@ -16,8 +16,9 @@ use crate::event::{Event, Recorded};
 use crate::position::Position;
 
 use super::claim::LogFacts;
+use super::cold::SegmentReader;
 use super::config::{DirOptions, Durability, RecoveryMode};
-use super::files;
+use super::files::{self, list_segments};
 use super::frame;
 use super::horizon::{self, Horizon};
 use super::lock::DirLock;
@@ -25,6 +26,7 @@ use super::read::{corrupt, Plan, Reading};
 use super::report::RecoveryReport;
 use super::scan;
 use super::segment::SegmentWriter;
+use super::spill::Spill;
 use super::upcast::Upcasters;
 use super::{identity, DirInfo};
 
@@ -34,6 +36,9 @@ pub(crate) struct Recovered<E> {
     pub(crate) events: Vec<Recorded<E>>,
     /// Where an archived log starts.
     pub(crate) horizon: Option<Horizon>,
+    /// With a memory window: the events read and let go before `events`,
+    /// and a reader of them.
+    pub(crate) cold: Option<ColdStart<E>>,
     pub(crate) writer: SegmentWriter,
     pub(crate) info: DirInfo,
     pub(crate) report: RecoveryReport,
@@ -47,7 +52,7 @@ pub(crate) struct Recovered<E> {
 /// the file.
 pub(crate) fn open<E: Event + DeserializeOwned>(
     options: &DirOptions,
-    upcasters: &Upcasters<E>,
+    upcasters: &Arc<Upcasters<E>>,
 ) -> Result<Recovered<E>> {
     let root = options.path.as_path();
     files::create_dir(root)?;
@@ -60,31 +65,16 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
     };
     let horizon = horizon::read(root, log_id)?;
     let segments = from_horizon(root, horizon.as_ref(), &all)?;
-    let base = horizon.as_ref().map_or(0, |h| h.first.0 - 1);
     // Read everything first; change nothing until the open is sure.
-    let mut reading = Reading {
-        options,
-        upcasters,
-        log_id,
-        base,
-        events: Vec::new(),
-        plan: Plan::default(),
-    };
-    reading.segments(&segments)?;
-    let Reading { events, plan, .. } = reading;
+    let base = horizon.as_ref().map_or(0, |h| h.first.0 - 1);
+    let (events, plan, spill) = read_segments(options, upcasters, (log_id, base), &segments)?;
     let recovered = Held {
         horizon: horizon.as_ref(),
+        spill: spill.as_ref(),
         events: &events,
     };
     let (report, tail) = settle(options, log_id, &recovered, plan, known_id.is_none())?;
-    if let Some(h) = &horizon {
-        // The horizon was written before any segment below it moved: finish
-        // what an interrupted archiving began.
-        let (finished, _) = horizon::archive_segments(root, &all, h.first, h.mode)?;
-        if !finished.is_empty() {
-            tracing::warn!(horizon = %h.first, segments = finished.len(), "finished archiving segments below the horizon");
-        }
-    }
+    finish_archiving(root, horizon.as_ref(), &all)?;
     let info = DirInfo {
         path: root.to_path_buf(),
         log_id,
@@ -97,9 +87,14 @@ pub(crate) fn open<E: Event + DeserializeOwned>(
     };
     #[cfg(feature = "metrics")]
     crate::telemetry::storage_bytes(segments_size(root));
+    let held = Position(recovered.head().0 + 1 - events.len() as u64);
+    let cold = options
+        .window
+        .map(|window| ColdStart::new(root, log_id, upcasters, (held, window), spill));
     Ok(Recovered {
         events,
         horizon,
+        cold,
         writer,
         info,
         report,
@@ -170,9 +165,77 @@ fn from_horizon(
         .collect())
 }
 
+/// What a log with a memory window starts from: the first position held in
+/// memory, the window, each stream's positions before it, and where to
+/// read the events before it.
+pub(crate) struct ColdStart<E> {
+    pub(crate) held: Position,
+    pub(crate) window: u64,
+    pub(crate) streams: Vec<(crate::position::StreamId, Vec<Position>)>,
+    pub(crate) reader: Arc<dyn crate::log::Cold<E>>,
+}
+
+/// Reads the segments after position `base` (whole batches only; with a
+/// memory window, what it lets go is in the spill).
+fn read_segments<E: Event + DeserializeOwned>(
+    options: &DirOptions,
+    upcasters: &Upcasters<E>,
+    (log_id, base): (uuid::Uuid, u64),
+    segments: &[(u64, PathBuf)],
+) -> Result<(Vec<Recorded<E>>, Plan, Option<Spill>)> {
+    let spill = options.window.map(|w| Spill::new(&options.path, w));
+    let mut reading = Reading {
+        options,
+        upcasters,
+        log_id,
+        base,
+        events: Vec::new(),
+        spill: spill.transpose()?,
+        plan: Plan::default(),
+    };
+    reading.segments(segments)?;
+    Ok((reading.events, reading.plan, reading.spill))
+}
+
+/// Moves the segments an archiving cut short left below the horizon: the
+/// horizon was written before any of them moved.
+fn finish_archiving(root: &Path, horizon: Option<&Horizon>, all: &[(u64, PathBuf)]) -> Result<()> {
+    if let Some(h) = horizon {
+        let (finished, _) = horizon::archive_segments(root, all, h.first, h.mode)?;
+        if !finished.is_empty() {
+            tracing::warn!(horizon = %h.first, segments = finished.len(), "finished archiving segments below the horizon");
+        }
+    }
+    Ok(())
+}
+
+impl<E: Event + DeserializeOwned> ColdStart<E> {
+    /// The cold start of a log whose memory starts at `held` and keeps
+    /// about `window` events, after what `spill` let go.
+    fn new(
+        root: &Path,
+        log_id: uuid::Uuid,
+        upcasters: &Arc<Upcasters<E>>,
+        (held, window): (Position, u64),
+        spill: Option<Spill>,
+    ) -> ColdStart<E> {
+        let reader = SegmentReader::new(root, log_id, Arc::clone(upcasters));
+        ColdStart {
+            held,
+            window,
+            streams: spill
+                .map(|s| s.streams.into_iter().collect())
+                .unwrap_or_default(),
+            reader: Arc::new(reader),
+        }
+    }
+}
+
 /// The events a log directory holds, after its horizon if it has one.
 pub(crate) struct Held<'a, E> {
     pub(crate) horizon: Option<&'a Horizon>,
+    /// What a memory window let go, before `events`.
+    pub(crate) spill: Option<&'a Spill>,
     pub(crate) events: &'a [Recorded<E>],
 }
 
@@ -184,7 +247,11 @@ impl<E> Held<'_, E> {
 
     /// The last position held (the horizon's `first - 1` if none).
     pub(crate) fn head(&self) -> Position {
-        Position(self.first().0 - 1 + self.events.len() as u64)
+        Position(self.first().0 - 1 + self.dropped() + self.events.len() as u64)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.spill.map_or(0, |s| s.dropped)
     }
 
     /// The id of the event at `p`, for `p` from `first - 1` (the horizon
@@ -193,27 +260,13 @@ impl<E> Held<'_, E> {
         if let Some(h) = self.horizon.filter(|h| p.next() == h.first) {
             return Some(h.last_id);
         }
-        let i = usize::try_from(p.0.checked_sub(self.first().0)?).ok()?;
+        let held = self.first().0 + self.dropped();
+        if p.0 < held {
+            return self.spill?.id_at(p);
+        }
+        let i = usize::try_from(p.0 - held).ok()?;
         self.events.get(i).map(|e| e.id)
     }
-}
-
-/// The segment files, by first position.
-pub(super) fn list_segments(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut segments = Vec::new();
-    for path in files::list(root)? {
-        let Some(stem) = files::name_of(&path).strip_suffix(".seg") else {
-            continue;
-        };
-        let first = stem.parse::<u64>().map_err(|_| Error::Corrupt {
-            file: path.clone(),
-            offset: 0,
-            reason: "a segment file name that is not a position".into(),
-        })?;
-        segments.push((first, path));
-    }
-    segments.sort();
-    Ok(segments)
 }
 
 /// The bytes of the directory's segments (for metrics; 0 for any that

@@ -157,16 +157,15 @@ fn position_of(path: &Path) -> Option<u64> {
 
 /// The header: the claim, the body's length and checksum, and where the
 /// body starts.
-/// Whether the snapshot file at `path` is whole and of log `log_id`: its
-/// header and body checksums hold (its state is not decoded). Its
-/// position, if so.
-#[cfg(feature = "postgres")]
-pub(crate) fn intact(path: &Path, log_id: Uuid) -> Option<Position> {
+/// Whether the snapshot file at `path` is whole, of log `log_id` and
+/// decodes as a `V`. Its position, if so.
+pub(crate) fn usable<V: DeserializeOwned>(path: &Path, log_id: Uuid) -> Option<Position> {
     let bytes = std::fs::read(path).ok()?;
     let (claim, len, crc, start) = parse_header(&bytes).ok()?;
     let body = bytes.get(start..)?;
     let whole = body.len() as u64 == len && crc32c::crc32c(body) == crc;
-    (whole && claim.log_id == log_id).then_some(claim.position)
+    let fits = whole && claim.log_id == log_id && claim.position.0 == position_of(path)?;
+    (fits && codec::decode_whole::<V>(body).is_ok()).then_some(claim.position)
 }
 
 fn parse_header(b: &[u8]) -> std::result::Result<(Claim, u64, u32, usize), String> {

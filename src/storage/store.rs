@@ -27,14 +27,20 @@ pub(crate) struct Start {
 /// The views a runtime registers, as opening storage needs to know them:
 /// a shared log's process starts from its local snapshots only if every
 /// view has one.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) struct Registered {
-    /// The persisted views' names.
-    pub(crate) persisted: Vec<String>,
+    /// The persisted views' names, each with a check of a snapshot file:
+    /// its position if it is whole, of this log (its id) and decodes.
+    pub(crate) persisted: Vec<(String, SnapshotCheck)>,
     /// How many views live in memory only.
     pub(crate) in_memory: usize,
 }
+
+/// A check of a persisted view's snapshot file (see [`Registered`]).
+pub(crate) type SnapshotCheck = std::sync::Arc<
+    dyn Fn(&std::path::Path, Uuid) -> Option<crate::position::Position> + Send + Sync,
+>;
 
 /// Why a batch could not be made durable.
 #[derive(Debug)]

@@ -240,6 +240,12 @@ impl<V: View<E>, E> Publisher<V, E> {
 }
 
 impl<V: View<E>, E: Send + Sync + 'static> ViewDriver<E> for Publisher<V, E> {
+    fn on_disk(&self) -> Option<crate::position::Position> {
+        self.disk
+            .as_ref()
+            .map(|d| crate::position::Position(d.last))
+    }
+
     fn publish(&mut self, batch: &Batch<E>) {
         if batch.is_empty() {
             return;

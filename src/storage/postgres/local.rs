@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::storage::horizon::{self, Horizon, RESTART_FILE};
 use crate::storage::lock::DirLock;
-use crate::storage::{files, identity, snapshot, DirInfo, Registered};
+use crate::storage::{checkpoint, files, identity, snapshot, DirInfo, Registered};
 
 /// The local directory, opened.
 pub(super) struct Local {
@@ -72,14 +72,26 @@ fn usable_restart(dir: &Path, log_id: Uuid, views: &Registered) -> Option<Horizo
             return None;
         }
     };
-    for view in &views.persisted {
+    for (view, usable) in &views.persisted {
         let found = snapshot::list(&snapshot::root(dir).join(view)).unwrap_or_default();
         let newest = found
             .iter()
             .rev()
-            .find_map(|(_, path)| snapshot::intact(path, log_id));
+            .find_map(|(_, path)| usable(path, log_id));
         if newest.is_none_or(|p| p.next() < restart.first) {
-            tracing::info!(view = %view, restart = %restart.first, "a view without an intact snapshot at the restart point: reading the whole shared log");
+            tracing::info!(view = %view, restart = %restart.first, "a view without a usable snapshot at the restart point: reading the whole shared log");
+            return None;
+        }
+    }
+    // A projection resumes after its checkpoint: one older than the restart
+    // point (or one that cannot be read) needs the events before it.
+    for path in files::list(&checkpoint::root(dir)).unwrap_or_default() {
+        if !files::name_of(&path).ends_with(".checkpoint") {
+            continue;
+        }
+        let at = (checkpoint::KIND.read)(&path).map(|c| c.position);
+        if at.as_ref().map_or(true, |p| p.next() < restart.first) {
+            tracing::info!(checkpoint = %path.display(), restart = %restart.first, "a projection's checkpoint before the restart point: reading the whole shared log");
             return None;
         }
     }

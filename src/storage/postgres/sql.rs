@@ -141,6 +141,8 @@ pub(super) struct Statements {
     /// process's log always ends at a batch's end; the primary key serves
     /// the range).
     pub(super) read_after: Statement,
+    /// The batch holding position $1 (the last one starting at or before it).
+    pub(super) holding: Statement,
     /// The batch id at first position $1.
     pub(super) batch_at: Statement,
     /// The appends, among ids $1, the log holds.
@@ -168,6 +170,12 @@ impl Statements {
                 .prepare(&format!(
                     "SELECT first, last, events, body FROM {s}.batches
                      WHERE first > $1 ORDER BY first LIMIT $2"
+                ))
+                .await?,
+            holding: client
+                .prepare(&format!(
+                    "SELECT first, last, events, body FROM {s}.batches
+                     WHERE first <= $1 ORDER BY first DESC LIMIT 1"
                 ))
                 .await?,
             batch_at: client

@@ -11,7 +11,7 @@ use tokio_postgres::Config;
 
 use super::conn::{Conn, DbErr};
 use super::sql;
-use super::wire::{as_position, read_after, DbState, ReadReq};
+use super::wire::{as_position, read_after, read_holding, DbState, ReadReq};
 use super::PgOptions;
 
 /// How soon to try again after the database could not be reached.
@@ -122,6 +122,13 @@ impl Tailer {
             ReadReq::After(head, limit, reply) => {
                 let result = match self.conn.current() {
                     Some(live) => read_after(&live.client, &live.statements, head, limit).await,
+                    None => Err(DbErr::lost("the database cannot be reached")),
+                };
+                let _ = reply.send(self.checked(result));
+            }
+            ReadReq::Holding(position, reply) => {
+                let result = match self.conn.current() {
+                    Some(live) => read_holding(&live.client, &live.statements, position).await,
                     None => Err(DbErr::lost("the database cannot be reached")),
                 };
                 let _ = reply.send(self.checked(result));

@@ -66,6 +66,8 @@ pub(super) enum AppendReq {
 pub(super) enum ReadReq {
     /// Batches starting after a position, at most so many.
     After(u64, i64, Reply<Vec<Row>, String>),
+    /// The batch holding a position (none if the log does not reach it).
+    Holding(u64, Reply<Vec<Row>, String>),
     /// The head now.
     Head(Reply<u64, String>),
     /// The head now, for a task that awaits it.
@@ -143,15 +145,30 @@ pub(super) async fn read_after(
     let rows = client
         .query(&statements.read_after, &[&(head as i64), &limit])
         .await?;
-    Ok(rows
-        .into_iter()
+    Ok(rows_of(rows))
+}
+
+/// The batch holding `position` (the last one starting at or before it).
+pub(super) async fn read_holding(
+    client: &tokio_postgres::Client,
+    statements: &sql::Statements,
+    position: u64,
+) -> Result<Vec<Row>, DbErr> {
+    let rows = client
+        .query(&statements.holding, &[&(position as i64)])
+        .await?;
+    Ok(rows_of(rows))
+}
+
+fn rows_of(rows: Vec<tokio_postgres::Row>) -> Vec<Row> {
+    rows.into_iter()
         .map(|r| Row {
             first: as_position(r.get(0)),
             last: as_position(r.get(1)),
             events: r.get::<_, i32>(2).max(0) as u32,
             body: r.get(3),
         })
-        .collect())
+        .collect()
 }
 
 /// A stored bigint as a position (a negative one, which the tables'
