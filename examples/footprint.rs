@@ -1,16 +1,17 @@
-//! The memory a durable log costs today, and how fast it reads back: fills
-//! a log directory with `--events` events (default 10,000,000, about 100
-//! bytes each) in batches of 1,000, shuts down, reopens it in a child
-//! process of its own (so nothing of the filling is resident), which reports the resident
-//! memory of the open runtime (VmRSS from /proc/self/status), the time to
-//! reopen, and the rate of reading the whole log forward from position 1
-//! and of a subscription catching up from position 1.
-//!
-//! rwlog keeps the whole log in memory, so the resident memory grows with
-//! the log: this is the baseline a windowed log would be measured against.
+//! The memory a durable log costs, and how fast it reads back: fills a log
+//! directory with `--events` events (default 10,000,000, about 100 bytes
+//! each) in batches of 1,000, shuts down, and reopens it in a child process
+//! of its own (so nothing of the filling is resident), which reports the
+//! resident memory of the open runtime (VmRSS from /proc/self/status), the
+//! time to reopen, and the rate of reading the whole log forward from
+//! position 1 and of a subscription catching up from position 1. With
+//! `--window N` it reopens it a second time with a memory window of N
+//! events (`Storage::memory_window`) and checks that both reads gave the
+//! same events (a digest of every position, stream, version, id and
+//! payload).
 //!
 //! ```text
-//! cargo run --release --example footprint -- --events 10000000
+//! cargo run --release --example footprint -- --events 10000000 --window 1000000
 //! cargo run --release --example footprint -- --events 1000000 --streams 1000000
 //! ```
 
@@ -48,37 +49,66 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn open(dir: &std::path::Path) -> Runtime<Reading> {
+fn open(dir: &std::path::Path, window: Option<u64>) -> Runtime<Reading> {
+    let storage = Storage::dir(dir).durability(Durability::Buffered);
+    let storage = match window {
+        Some(n) => storage.memory_window(n),
+        None => storage,
+    };
     Runtime::<Reading>::builder()
-        .storage(Storage::dir(dir).durability(Durability::Buffered))
+        .storage(storage)
         .build()
         .expect("open the log")
+}
+
+/// Runs the reopening child; returns the digest it printed.
+fn reopen(
+    dir: &std::path::Path,
+    events: u64,
+    window: Option<u64>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["--events", &events.to_string(), "--reopen"])
+        .arg(dir);
+    if let Some(n) = window {
+        cmd.args(["--window", &n.to_string()]);
+    }
+    let out = cmd.output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !out.status.success() {
+        return Err(format!("the reopening process failed: {}", out.status).into());
+    }
+    let digest = text.lines().find_map(|l| l.strip_prefix("digest "));
+    Ok(digest.ok_or("no digest printed")?.to_owned())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events: u64 = 10_000_000;
     let mut streams: u64 = 1024;
-    let mut reopen = None;
+    let mut reopen_dir = None;
+    let mut window = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--events" => events = args.next().ok_or("--events needs a number")?.parse()?,
             "--streams" => streams = args.next().ok_or("--streams needs a number")?.parse()?,
             "--reopen" => {
-                reopen = Some(std::path::PathBuf::from(
+                reopen_dir = Some(std::path::PathBuf::from(
                     args.next().ok_or("--reopen needs a directory")?,
                 ))
             }
+            "--window" => window = Some(args.next().ok_or("--window needs a number")?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if let Some(dir) = reopen {
-        return measure(&dir, events);
+    if let Some(dir) = reopen_dir {
+        return measure(&dir, events, window);
     }
     let root = tempfile::tempdir()?;
     let dir = root.path().join("log");
     {
-        let rt = open(&dir);
+        let rt = open(&dir, None);
         let w = rt.writer();
         // Batches of 1,000 events, or smaller so that every stream gets one.
         let per = (events / streams.max(1)).clamp(1, 1000);
@@ -100,21 +130,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "events {events}, on disk {:.2} GiB",
         bytes as f64 / (1u64 << 30) as f64
     );
-    let status = std::process::Command::new(std::env::current_exe()?)
-        .args(["--events", &events.to_string(), "--reopen"])
-        .arg(&dir)
-        .status()?;
-    if !status.success() {
-        return Err(format!("the reopening process failed: {status}").into());
+    println!("\neverything in memory:\n");
+    let whole = reopen(&dir, events, None)?;
+    if let Some(n) = window {
+        println!("\na memory window of {n} events:\n");
+        let windowed = reopen(&dir, events, Some(n))?;
+        if windowed != whole {
+            return Err(format!("the windowed reads differ: {windowed} against {whole}").into());
+        }
+        println!("\nboth reads gave the same events (digest {whole})");
     }
     Ok(())
 }
 
+/// Folds an event into a digest (FNV-1a over its position, version,
+/// stream, id and payload).
+fn digest(h: u64, e: &rwlog::Recorded<Reading>) -> u64 {
+    let p = e.payload();
+    let text = format!(
+        "{}{}{}{}{}{}{}",
+        e.position(),
+        e.version(),
+        e.stream(),
+        e.id(),
+        p.sensor,
+        p.value,
+        p.note
+    );
+    text.bytes()
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
 /// In a process of its own: reopen, measure, read.
-fn measure(dir: &std::path::Path, events: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn measure(
+    dir: &std::path::Path,
+    events: u64,
+    window: Option<u64>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let before = status_kib("VmRSS:");
     let started = Instant::now();
-    let rt = open(dir);
+    let rt = open(dir, window);
     let reopened = started.elapsed();
     let rss = status_kib("VmRSS:");
 
@@ -142,9 +197,20 @@ fn measure(dir: &std::path::Path, events: u64) -> Result<(), Box<dyn std::error:
     }
     let caught_up = started.elapsed();
     assert_eq!(seen, events);
+    std::hint::black_box(sum);
+    // The digests, untimed: of the read and of a subscription.
+    let fnv = 0xcbf2_9ce4_8422_2325u64;
+    let read_digest = rt.log().read_all(..).fold(fnv, |h, e| digest(h, &e));
+    let sub_digest = rt
+        .subscribe(Position(1))
+        .take(events as usize)
+        .fold(fnv, |h, e| digest(h, &e));
 
     let gib = |kib: u64| kib as f64 / (1 << 20) as f64;
-    std::hint::black_box(sum);
+    assert_eq!(
+        read_digest, sub_digest,
+        "the subscription gave other events than the read"
+    );
     println!("| measure | value |");
     println!("|---|---|");
     println!("| resident memory of the reopened runtime (VmRSS) | {:.2} GiB ({:.0} bytes per event; {:.2} GiB before opening) |", gib(rss), (rss.saturating_sub(before)) as f64 * 1024.0 / events as f64, gib(before));
@@ -163,5 +229,6 @@ fn measure(dir: &std::path::Path, events: u64) -> Result<(), Box<dyn std::error:
         caught_up.as_secs_f64(),
         events as f64 / caught_up.as_secs_f64() / 1e6
     );
+    println!("digest {read_digest:016x}");
     Ok(())
 }
