@@ -107,8 +107,9 @@ pub(crate) struct Sequencer<E> {
     undo: Undo,
     /// The queue's depth when the batch being run started (for metrics).
     depth: usize,
-    /// A restart point is saved about every this many events (0: never;
-    /// only for a store that keeps them), the last one at `last_restart`.
+    /// A restart point is saved about every this many events (0: never,
+    /// and always for a store that keeps none), the last one at
+    /// `last_restart`.
     restart_every: u64,
     last_restart: u64,
     /// A restart point due while the head's lock was held, saved after the
@@ -140,6 +141,8 @@ impl<E: Event> Sequencer<E> {
         // As the views count their snapshots on disk, so that a restart
         // point is written where they write theirs: from the oldest newest
         // snapshot (from where the log starts without persisted views).
+        let keeps = store.as_ref().is_some_and(|s| s.keeps_restart_points());
+        let restart_every = if keeps { restart_every } else { 0 };
         let on_disk = views.iter().filter_map(|v| v.on_disk()).min();
         let last_restart = on_disk.map_or(log.first().0 - 1, |p| p.0);
         let remembered_from = log.head().0.saturating_sub(dedupe_window as u64);

@@ -10,7 +10,11 @@ use super::Sequencer;
 
 impl<E: Event> Sequencer<E> {
     /// Saves a restart point if one is due now (and one deferred before).
+    #[inline]
     pub(super) fn restart_point(&mut self) {
+        if self.restart_every == 0 {
+            return;
+        }
         self.flush_restart();
         if let Some(start) = self.due_restart() {
             self.save_restart(&start);
@@ -20,12 +24,16 @@ impl<E: Event> Sequencer<E> {
     /// Notes a restart point due now, to be saved after the batch (the
     /// head's lock is held: other processes wait).
     pub(super) fn defer_restart(&mut self) {
+        if self.restart_every == 0 {
+            return;
+        }
         if let Some(start) = self.due_restart() {
             self.pending_restart = Some(start);
         }
     }
 
     /// Saves a deferred restart point.
+    #[inline]
     pub(super) fn flush_restart(&mut self) {
         if let Some(start) = self.pending_restart.take() {
             self.save_restart(&start);
@@ -35,11 +43,7 @@ impl<E: Event> Sequencer<E> {
     /// The restart point at the head, if one is due (counted as made).
     fn due_restart(&mut self) -> Option<Start> {
         let head = self.shared.log.head();
-        let keeps = self
-            .store
-            .as_ref()
-            .is_some_and(|s| s.keeps_restart_points());
-        if !keeps || !crate::view::crosses(self.restart_every, self.last_restart, head.0) {
+        if !crate::view::crosses(self.restart_every, self.last_restart, head.0) {
             return None;
         }
         let last = self.shared.log.get(head)?;
