@@ -40,6 +40,28 @@ struct Stamp {
     head: u64,
 }
 
+/// Remembers the ids of the newest `window` events of a recovered log,
+/// one event at a time (the grouping of events into appends is not
+/// stored).
+fn remember_recent<E>(log: &crate::log::Log<E>, dedupe: &mut Dedupe, window: usize) {
+    let remembered_from = log.head().0.saturating_sub(window as u64);
+    let mut remembered = remembered_from;
+    for e in log.read_all(Position(remembered_from + 1)..) {
+        remembered = e.position.0;
+        let ack = Appended {
+            position: e.position,
+            version: e.version,
+            count: 1,
+        };
+        dedupe.insert(e.id, ack);
+    }
+    if remembered < log.head().0 && remembered >= log.first().0 {
+        // A read from disk failed (a memory window): retries of the ids
+        // not read are not recognized.
+        tracing::error!(from = remembered + 1, error = ?log.read_failure(), "the newest event ids could not all be read back");
+    }
+}
+
 /// What a call of [`Sequencer::run_batch`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ran {
@@ -145,16 +167,8 @@ impl<E: Event> Sequencer<E> {
         let restart_every = if keeps { restart_every } else { 0 };
         let on_disk = views.iter().filter_map(|v| v.on_disk()).min();
         let last_restart = on_disk.map_or(log.first().0 - 1, |p| p.0);
-        let remembered_from = log.head().0.saturating_sub(dedupe_window as u64);
-        for e in log.read_all(Position(remembered_from + 1)..) {
-            if !shared_log {
-                let ack = Appended {
-                    position: e.position,
-                    version: e.version,
-                    count: 1,
-                };
-                dedupe.insert(e.id, ack);
-            }
+        if !shared_log {
+            remember_recent(log, &mut dedupe, dedupe_window);
         }
         Sequencer {
             shared,

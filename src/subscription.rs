@@ -43,10 +43,18 @@ pub struct Subscription<E> {
     shared: Arc<Hub<E>>,
     next: Position,
     last: LastBatch<E>,
-    /// Set once the next event was found archived: the log's first
-    /// position then. The subscription ends; [`error`](Subscription::error)
-    /// says why.
-    archived: Option<Position>,
+    /// Set once the next event could not be delivered: the subscription
+    /// ends; [`error`](Subscription::error) says why.
+    ended: Option<Ended>,
+}
+
+/// Why a subscription ended early.
+#[derive(Clone, Debug)]
+enum Ended {
+    /// The next event was archived: the log's first position then.
+    Archived(Position),
+    /// The next event is in the log but could not be read from disk.
+    Failed(String),
 }
 
 impl<E> fmt::Debug for Subscription<E> {
@@ -63,19 +71,28 @@ impl<E: Event> Subscription<E> {
             shared,
             next: from,
             last: LastBatch::default(),
-            archived: None,
+            ended: None,
         }
     }
 
     /// Why the subscription ended early: [`Error::Archived`] if the events
     /// it was to deliver next were archived (it started before the log's
-    /// first position, or fell behind while the front was archived).
-    /// `None` while it goes on, and after a shutdown.
+    /// first position, or fell behind while the front was archived);
+    /// [`Error::Io`] if the next event, older than the log's
+    /// [memory window](crate::Storage::memory_window), could not be read
+    /// from disk (the message names the file and offset). `None` while it
+    /// goes on, and after a shutdown.
     pub fn error(&self) -> Option<Error> {
-        self.archived.map(|first| Error::Archived {
-            requested: self.next,
-            first_available: first,
-        })
+        match self.ended.as_ref()? {
+            Ended::Archived(first) => Some(Error::Archived {
+                requested: self.next,
+                first_available: *first,
+            }),
+            Ended::Failed(why) => Some(Error::Io(std::io::Error::other(format!(
+                "position {} could not be read: {why}",
+                self.next
+            )))),
+        }
     }
 
     /// The position of the next event this subscription will deliver.
@@ -86,9 +103,18 @@ impl<E: Event> Subscription<E> {
     /// The next event if it is already in the log.
     pub fn try_next(&mut self) -> Option<EventRef<E>> {
         let log = &self.shared.log;
+        // Loaded first: a position at or below it is readable, unless
+        // archived or unreadable from disk.
+        let head = log.head();
         let Some(e) = self.last.read(self.next.0, |p| log.batch(Position(p))) else {
             if self.next < log.first() {
-                self.archived = Some(log.first());
+                self.ended = Some(Ended::Archived(log.first()));
+            } else if self.next <= head {
+                // In the log, yet not read: only a read from disk fails.
+                let why = log
+                    .read_failure()
+                    .unwrap_or_else(|| "a read from disk failed".into());
+                self.ended = Some(Ended::Failed(why));
             }
             return None;
         };
@@ -107,7 +133,7 @@ impl<E: Event> Subscription<E> {
             if let Some(e) = self.try_next() {
                 return Some(e);
             }
-            if self.archived.is_some() {
+            if self.ended.is_some() {
                 return None;
             }
             // Check the log once more after seeing the exit: the final batch
@@ -209,7 +235,7 @@ impl<E: Event> futures_core::Stream for SubscriptionStream<E> {
         if let Some(e) = sub.try_next() {
             return Poll::Ready(Some(e));
         }
-        if sub.shared.exited() || sub.archived.is_some() {
+        if sub.shared.exited() || sub.ended.is_some() {
             return Poll::Ready(sub.try_next());
         }
         this.waiting.register(cx.waker());

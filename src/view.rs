@@ -216,7 +216,19 @@ impl<V> ViewState<V> {
             state
         });
         match outcome {
-            Ok(state) => self.current.store(Arc::new(state)),
+            Ok(state) => {
+                // Short of the head: a read from disk failed on the way (a
+                // log with a memory window), and the view must not go on
+                // from a state that lacks events.
+                if state.position < log.head() {
+                    let why = log.read_failure().unwrap_or_default();
+                    let _ = self.failure.set(format!(
+                        "the events after position {} could not be read to rebuild it: {why}",
+                        state.position
+                    ));
+                }
+                self.current.store(Arc::new(state));
+            }
             Err(payload) => {
                 let _ = self.failure.set(sync::panic_message(&*payload));
             }

@@ -227,3 +227,119 @@ fn archiving_a_windowed_log_and_a_damaged_segment_below_the_window() {
     );
     assert!(why.contains("checksum") || why.contains("offset"), "{why}");
 }
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn damage_middle(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// (open file descriptors, those of deleted files), of this process.
+fn open_fds() -> (usize, usize) {
+    let (mut all, mut deleted) = (0, 0);
+    for e in std::fs::read_dir("/proc/self/fd").unwrap() {
+        all += 1;
+        if let Ok(t) = std::fs::read_link(e.unwrap().path()) {
+            deleted += usize::from(t.to_string_lossy().ends_with("(deleted)"));
+        }
+    }
+    (all, deleted)
+}
+
+#[test]
+fn a_failed_read_below_the_window_ends_a_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = open(dir.path(), true);
+    fill(&rt, EVENTS);
+    damage_middle(&segments(dir.path())[0]);
+    let mut sub = rt.subscribe(Position(1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while sub.next_timeout(Duration::from_secs(2)).is_some() {
+            n += 1;
+        }
+        let _ = tx.send((n, sub.error().map(|e| e.to_string())));
+    });
+    let (n, error) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the subscription ends");
+    assert!(n < EVENTS);
+    let error = error.expect("and says why");
+    assert!(
+        error.contains("00000000000000000001.seg") && error.contains("checksum"),
+        "{error}"
+    );
+    // (Reopened, the damage is found by recovery, which checks every frame.)
+    rt.shutdown().unwrap();
+    drop(rt);
+    assert!(matches!(
+        Runtime::<Put>::builder()
+            .storage(Storage::dir(dir.path()).memory_window(WINDOW))
+            .build(),
+        Err(rwlog::Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn an_iterator_made_before_archiving_reads_on_and_files_are_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::<Put>::builder()
+        .storage(
+            Storage::dir(dir.path())
+                .segment_bytes(8 << 10)
+                .memory_window(WINDOW),
+        )
+        .persisted_view("totals", Totals::default())
+        .disk_snapshot_every(5_000)
+        .build()
+        .unwrap();
+    fill(&rt, EVENTS);
+    let segs = segments(dir.path()).len();
+    assert!(segs > 100, "{segs}");
+    // Reading through every segment keeps few files open.
+    let (before, _) = open_fds();
+    let log = rt.log();
+    let it = log.read_all(..);
+    assert_eq!(log.read_all(..).count() as u64, EVENTS);
+    let (after, _) = open_fds();
+    let opened = after.saturating_sub(before);
+    assert!(opened < 24, "{opened} files left open for {segs} segments");
+    // Archiving (moved): an iterator made before still reads it all.
+    let done = rt.archive_before(Position(30_000)).unwrap();
+    assert!(done.first > Position(20_000), "{done:?}");
+    assert_eq!(it.count() as u64, EVENTS);
+    assert!(log.read_failure().is_none(), "{:?}", log.read_failure());
+    rt.shutdown().unwrap();
+    drop(rt);
+    // Deleted: no file of a deleted segment stays open.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::<Put>::builder()
+        .storage(
+            Storage::dir(dir.path())
+                .segment_bytes(8 << 10)
+                .memory_window(WINDOW),
+        )
+        .persisted_view("totals", Totals::default())
+        .disk_snapshot_every(5_000)
+        .archive_mode(rwlog::ArchiveMode::Delete)
+        .build()
+        .unwrap();
+    fill(&rt, EVENTS);
+    assert_eq!(rt.log().read_all(..).count() as u64, EVENTS);
+    rt.archive_before(Position(35_000)).unwrap();
+    let (_, deleted) = open_fds();
+    assert_eq!(deleted, 0, "files of deleted segments stay open");
+    assert!(rt.log().read_failure().is_none());
+}

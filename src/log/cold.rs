@@ -13,4 +13,9 @@ pub(crate) trait Cold<E>: Send + Sync {
 
     /// The last read failure, if any read failed.
     fn failure(&self) -> Option<String>;
+
+    /// The log's positions below `first` were archived: let go of what
+    /// reading them needed (open files, indexes), and do not count a read
+    /// below it that fails (its file was moved or deleted) as a failure.
+    fn release_before(&self, first: u64);
 }

@@ -135,6 +135,12 @@ fn archive<E: Event>(shared: &Upkeep<E>, position: Position) -> Result<ArchiveSu
         mode: shared.archiving.mode,
         versions: log.versions_before(first),
     };
+    // Deleted segments cannot be read by an iterator made before: the log
+    // stops reading below the horizon first. (Moved ones still can be,
+    // from archive/.)
+    if horizon.mode == crate::storage::ArchiveMode::Delete {
+        log.release_before(first);
+    }
     let (segments, bytes) = storage::archive(&dir, &horizon)?;
     log.release_before(first);
     tracing::info!(%first, segments, bytes, "archived the log's front");

@@ -22,6 +22,8 @@ use super::upcast::Upcasters;
 
 /// How many decoded batches are kept for the next reads.
 const CACHED: usize = 8;
+/// How many segment files stay open.
+const OPEN_FILES: usize = 16;
 
 /// The segment files of a log directory, read batch by batch.
 pub(crate) struct SegmentReader<E> {
@@ -30,12 +32,17 @@ pub(crate) struct SegmentReader<E> {
     upcasters: Arc<Upcasters<E>>,
     state: Mutex<State<E>>,
     failure: Mutex<Option<String>>,
+    /// Positions below it were archived.
+    floor: std::sync::atomic::AtomicU64,
 }
 
 struct State<E> {
     /// By first position.
     segments: Vec<Segment>,
     recent: VecDeque<Batch<E>>,
+    /// The starts of the segments whose files are open, least recently
+    /// opened first.
+    open: VecDeque<u64>,
 }
 
 /// One segment file and the batches indexed in it so far.
@@ -58,8 +65,10 @@ impl<E> SegmentReader<E> {
             state: Mutex::new(State {
                 segments: Vec::new(),
                 recent: VecDeque::with_capacity(CACHED),
+                open: VecDeque::new(),
             }),
             failure: Mutex::new(None),
+            floor: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -83,6 +92,11 @@ impl<E: Event + DeserializeOwned> Cold<E> for SegmentReader<E> {
                 Ok(batch)
             }
             Err(why) => {
+                // Archived meanwhile (its file moved or deleted): not a
+                // failure, the read finds nothing.
+                if position < self.floor.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(why);
+                }
                 tracing::error!(position, error = %why, "reading an event older than the memory window failed");
                 *self.failure.lock() = Some(why.clone());
                 Err(why)
@@ -93,12 +107,44 @@ impl<E: Event + DeserializeOwned> Cold<E> for SegmentReader<E> {
     fn failure(&self) -> Option<String> {
         self.failure.lock().clone()
     }
+
+    fn release_before(&self, first: u64) {
+        self.floor
+            .fetch_max(first, std::sync::atomic::Ordering::Release);
+        let mut state = self.state.lock();
+        // Segments wholly below (the next one starts at or before `first`)
+        // are closed; an iterator made before may still read them (from
+        // archive/ if they were moved there).
+        let starts: Vec<u64> = state.segments.iter().map(|s| s.start).collect();
+        let gone = starts.windows(2).take_while(|w| w[1] <= first).count();
+        for seg in &mut state.segments[..gone] {
+            seg.close();
+        }
+        let kept = starts.get(gone).copied().unwrap_or(u64::MAX);
+        state.open.retain(|start| *start >= kept);
+        state
+            .recent
+            .retain(|b| b.last().is_some_and(|e| e.position.0 >= first));
+    }
 }
 
 impl<E: Event + DeserializeOwned> SegmentReader<E> {
     /// Reads the stored batch holding `position`.
     fn read(&self, state: &mut State<E>, position: u64) -> std::result::Result<Batch<E>, String> {
         let i = self.segment_of(state, position)?;
+        let start = state.segments[i].start;
+        if state.segments[i].file.is_none() {
+            // Keep few files open: close the least recently opened.
+            while state.open.len() >= OPEN_FILES {
+                let Some(old) = state.open.pop_front() else {
+                    break;
+                };
+                if let Some(s) = state.segments.iter_mut().find(|s| s.start == old) {
+                    s.close();
+                }
+            }
+            state.open.push_back(start);
+        }
         let seg = &mut state.segments[i];
         let (first, offset, count, bytes) = seg.locate(position, self.log_id)?;
         let file = seg.open(self.log_id)?;
@@ -142,12 +188,33 @@ impl<E: Event + DeserializeOwned> SegmentReader<E> {
 }
 
 impl Segment {
+    /// Closes the file and forgets its index (rebuilt if read again).
+    fn close(&mut self) {
+        self.file = None;
+        self.batches = Vec::new();
+        self.indexed_to = SEGMENT_HEADER as u64;
+    }
+
     /// The file, opened once and its header checked (this log's, starting
     /// where its name says).
     fn open(&mut self, log_id: Uuid) -> std::result::Result<&File, String> {
         if self.file.is_none() {
             let name = self.path.display();
-            let file = File::open(&self.path).map_err(|e| format!("{name}: {e}"))?;
+            let file = match File::open(&self.path) {
+                Ok(file) => file,
+                // Archived meanwhile: moved to archive/ (or deleted).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let moved = self
+                        .path
+                        .parent()
+                        .map(|d| d.join(super::horizon::ARCHIVE_DIR));
+                    let moved = moved.map(|d| d.join(super::files::name_of(&self.path)));
+                    moved
+                        .and_then(|m| File::open(m).ok())
+                        .ok_or_else(|| format!("{name}: {e}"))?
+                }
+                Err(e) => return Err(format!("{name}: {e}")),
+            };
             let mut header = [0u8; SEGMENT_HEADER];
             file.read_exact_at(&mut header, 0)
                 .map_err(|e| format!("{name}: {e}"))?;

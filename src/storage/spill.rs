@@ -1,8 +1,7 @@
 //! Opening a directory with a memory window: the events read from the
 //! segments beyond the window are not kept. What the runtime needs of them
-//! is: each stream's positions (its index), the ids at the positions
-//! snapshots and checkpoints claim (to check them), and the id and time of
-//! the last one.
+//! is: each stream's positions (its index) and the ids at the positions
+//! snapshots and checkpoints claim (to check them).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,7 +9,7 @@ use std::path::Path;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::event::{Recorded, Timestamp};
+use crate::event::Recorded;
 use crate::position::{Position, StreamId};
 
 use super::{checkpoint, files, snapshot};
@@ -29,8 +28,6 @@ pub(crate) struct Spill {
     /// The positions whose ids a snapshot or checkpoint claims.
     wanted: HashSet<u64>,
     ids: HashMap<u64, Uuid>,
-    /// The id and time of the last event let go.
-    pub(crate) last: Option<(Uuid, Timestamp)>,
 }
 
 impl Spill {
@@ -52,7 +49,6 @@ impl Spill {
             streams: HashMap::new(),
             wanted,
             ids: HashMap::new(),
-            last: None,
         })
     }
 
@@ -71,7 +67,6 @@ impl Spill {
             if self.wanted.contains(&e.position.0) {
                 self.ids.insert(e.position.0, e.id);
             }
-            self.last = Some((e.id, e.recorded_at));
         }
         self.dropped += n as u64;
     }

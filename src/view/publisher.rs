@@ -361,4 +361,48 @@ mod tests {
             drop(held);
         }
     }
+
+    /// A cold source whose every read fails.
+    #[cfg(feature = "durable")]
+    struct Unreadable;
+
+    #[cfg(feature = "durable")]
+    impl crate::log::Cold<u64> for Unreadable {
+        fn batch(&self, p: u64) -> std::result::Result<Batch<u64>, String> {
+            Err(format!("position {p}: the disk is gone"))
+        }
+        fn failure(&self) -> Option<String> {
+            Some("the disk is gone".into())
+        }
+        fn release_before(&self, _: u64) {}
+    }
+
+    /// A view rebuilt at open through reads below a memory window that
+    /// fail is failed, never left at a state that lacks events.
+    #[cfg(feature = "durable")]
+    #[test]
+    fn a_view_whose_rebuild_cannot_read_every_event_is_failed() {
+        use crate::faults::Faults;
+        use crate::log::Log;
+        use crate::position::Position;
+        let log: Log<u64> = Log::new(Faults::default()).hold_from(
+            Position(11),
+            1_000,
+            Arc::new(Unreadable),
+            vec![("s".into(), (1..=10).map(Position).collect())],
+        );
+        log.append(&batch(11, 10));
+        let view = ViewState::new(
+            Arc::from("sum"),
+            Sum::default(),
+            HistoryBound { every: 0, keep: 0 },
+        );
+        view.recover(None, &log);
+        assert_eq!(view.current.load().position, Position::ZERO);
+        let why = view.failure.get().expect("the view failed");
+        assert!(
+            why.contains("could not be read") && why.contains("disk is gone"),
+            "{why}"
+        );
+    }
 }
