@@ -114,18 +114,16 @@ fn archive<E: Event>(shared: &Upkeep<E>, position: Position) -> Result<ArchiveSu
     // Never past the head: the horizon is then the start of a segment that
     // holds a synced event, which a reopen always finds.
     let wanted = position.min(log.head());
-    let (first, held_back) = storage::archive_reachable(&dir, wanted, &shared.persisted)?;
-    let unchanged = ArchiveSummary {
-        first: log.first(),
-        segments: 0,
-        bytes: 0,
-        held_back: held_back.clone(),
-    };
-    if first <= log.first() {
-        return Ok(unchanged);
+    if wanted <= log.first() {
+        // Already archived that far.
+        return Ok(unchanged(log.first(), None));
     }
-    let Some(before) = log.get(Position(first.0 - 1)) else {
-        return Ok(unchanged);
+    let (first, held_back) = storage::archive_reachable(&dir, wanted, &shared.persisted)?;
+    let Some(before) = log
+        .get(Position(first.0 - 1))
+        .filter(|_| first > log.first())
+    else {
+        return Ok(unchanged(log.first(), held_back));
     };
     let horizon = Horizon {
         log_id,
@@ -150,6 +148,16 @@ fn archive<E: Event>(shared: &Upkeep<E>, position: Position) -> Result<ArchiveSu
         bytes,
         held_back,
     })
+}
+
+/// What archiving nothing says.
+fn unchanged(first: Position, held_back: Option<String>) -> ArchiveSummary {
+    ArchiveSummary {
+        first,
+        segments: 0,
+        bytes: 0,
+        held_back,
+    }
 }
 
 /// How often a runtime with a retention policy applies it.

@@ -121,6 +121,15 @@ pub(crate) fn archive_closed(
     let from = old.as_ref().map_or(Position::FIRST, |h| h.first);
     // Never past the head (see `Runtime::archive_before`).
     let head = super::inspect::inspect(root, false)?.head;
+    if before.min(head) <= from {
+        // Already archived that far.
+        return Ok(ArchiveSummary {
+            first: from,
+            segments: 0,
+            bytes: 0,
+            held_back: None,
+        });
+    }
     let (first, held_back) = reachable(root, before.min(head), views)?;
     let unchanged = ArchiveSummary {
         first: from,
