@@ -389,26 +389,36 @@ impl<E> Log<E> {
         self.streams.len()
     }
 
-    /// Events recorded within a time range, oldest first.
+    /// Events recorded within a time range, oldest first (none if an event
+    /// older than a memory window could not be read from disk while looking
+    /// for the range's ends: see [`read_failure`](Log::read_failure)).
     pub fn read_time_range(&self, range: impl RangeBounds<SystemTime>) -> LogIter<E> {
         let (head, table) = self.slots.snapshot();
         let start = match range.start_bound() {
             Bound::Included(t) => first_after(&table, head, |ts| ts < stamp(t)),
             Bound::Excluded(t) => first_after(&table, head, |ts| ts <= stamp(t)),
-            Bound::Unbounded => table.first,
+            Bound::Unbounded => Some(table.first),
         };
         let end = match range.end_bound() {
-            Bound::Included(t) => first_after(&table, head, |ts| ts <= stamp(t)) - 1,
-            Bound::Excluded(t) => first_after(&table, head, |ts| ts < stamp(t)) - 1,
-            Bound::Unbounded => head,
+            Bound::Included(t) => first_after(&table, head, |ts| ts <= stamp(t)).map(|p| p - 1),
+            Bound::Excluded(t) => first_after(&table, head, |ts| ts < stamp(t)).map(|p| p - 1),
+            Bound::Unbounded => Some(head),
         };
-        LogIter::new(table, start, end)
+        match (start, end) {
+            (Some(start), Some(end)) => LogIter::new(table, start, end),
+            // A read from disk failed on the way (see `read_failure`).
+            _ => LogIter::new(table, 1, 0),
+        }
     }
 
-    /// The last position recorded at or before `time`, if any.
+    /// The last position recorded at or before `time`, if any (`None` also
+    /// if an event older than a memory window could not be read from disk
+    /// on the way: see [`read_failure`](Log::read_failure)).
     pub fn position_at(&self, time: SystemTime) -> Option<Position> {
         let (head, table) = self.slots.snapshot();
-        let after = first_after(&table, head, |ts| ts <= stamp(&time));
+        // `None` too if a read from disk failed on the way (see
+        // `read_failure`).
+        let after = first_after(&table, head, |ts| ts <= stamp(&time))?;
         (after > table.first).then(|| Position(after - 1))
     }
 }
@@ -431,18 +441,20 @@ fn stamp(t: &SystemTime) -> Timestamp {
 }
 
 /// The first position in `first..=head` whose timestamp fails `before`, or
-/// `head + 1`. Timestamps are non-decreasing along the log, so `before` holds
+/// `head + 1` (`None` if an event on the way cannot be read). Timestamps are non-decreasing along the log, so `before` holds
 /// for a prefix of it: a binary search finds its end.
-fn first_after<E>(table: &Table<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> u64 {
+fn first_after<E>(table: &Table<E>, head: u64, before: impl Fn(Timestamp) -> bool) -> Option<u64> {
     let (mut lo, mut hi) = (table.first, head + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match table.read(mid) {
-            Some(r) if before(r.recorded_at) => lo = mid + 1,
-            _ => hi = mid,
+        // `None` if a position at or below the head cannot be read (from
+        // disk, below a memory window): no answer rather than a wrong one.
+        match before(table.read(mid)?.recorded_at) {
+            true => lo = mid + 1,
+            false => hi = mid,
         }
     }
-    lo
+    Some(lo)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -562,5 +574,41 @@ mod tests {
         assert_eq!(a, [52, 53]);
         assert_eq!(log.read_all(..).count(), 3);
         assert!(log.try_read_all(Position(100)..).is_err());
+    }
+
+    /// Reads from disk that fail: a time lookup across them gives no answer
+    /// rather than a wrong one.
+    #[cfg(feature = "durable")]
+    #[test]
+    fn a_time_lookup_that_cannot_read_gives_no_answer() {
+        struct Unreadable;
+        impl Cold<u64> for Unreadable {
+            fn batch(&self, p: u64) -> std::result::Result<Batch<u64>, String> {
+                Err(format!("position {p}: gone"))
+            }
+            fn failure(&self) -> Option<String> {
+                Some("gone".into())
+            }
+            fn release_before(&self, _: u64) {}
+        }
+        let positions = (1..=100).map(Position).collect();
+        let log: Log<u64> = Log::new(Faults::default()).hold_from(
+            Position(101),
+            1_000,
+            Arc::new(Unreadable),
+            vec![("a".into(), positions)],
+        );
+        let batch: Batch<u64> = Arc::new(
+            (101..=110)
+                .map(|p| Recorded::for_test(p, "a", p, p))
+                .collect(),
+        );
+        log.append(&batch);
+        let at = Timestamp::from_nanos(1_055).to_system_time();
+        assert_eq!(log.position_at(at), None);
+        assert_eq!(log.read_time_range(..at).count(), 0);
+        assert_eq!(log.read_failure().as_deref(), Some("gone"));
+        // What memory holds reads on.
+        assert_eq!(log.read_all(Position(101)..).count(), 10);
     }
 }
