@@ -212,6 +212,31 @@ impl Storage {
     ///
     /// A read below the window that fails (the disk) finds nothing: see
     /// [`Log::read_failure`](crate::Log::read_failure).
+    ///
+    /// ```
+    /// use rwlog::{Event, Position, Runtime, Storage};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Tick(u64);
+    /// impl Event for Tick {}
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let rt = Runtime::<Tick>::builder()
+    ///     .storage(Storage::dir(dir.path()).memory_window(1_000))
+    ///     .build()?;
+    /// let w = rt.writer();
+    /// for chunk in 0..40 {
+    ///     w.append_batch("clock", (0..1_000).map(|i| Tick(chunk * 1_000 + i)))?;
+    /// }
+    /// let log = rt.log();
+    /// // The oldest events are no longer in memory, and still read.
+    /// assert!(log.in_memory_from() > Position(20_000));
+    /// assert_eq!(log.get(Position(1)).unwrap().payload().0, 0);
+    /// assert_eq!(log.read_all(..).count(), 40_000);
+    /// assert_eq!(log.read_stream("clock", 1).count(), 40_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn memory_window(self, events: u64) -> Storage {
         self.with(|d| d.window = Some(events.max(1)))
     }
