@@ -103,7 +103,7 @@ enum Command {
         )]
         views: Vec<String>,
         /// The program has no views (else name them with --view).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "views")]
         no_views: bool,
     },
     /// Writes the log as JSON lines to standard output (needs the event type).
@@ -208,14 +208,19 @@ fn run_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>, typed: 
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    let archiving = matches!(cli.command, Command::Archive { .. });
     match command(cli.command, typed) {
         Ok(()) => 0,
+        // The reader of the output went away (`rwlog info DIR | head`).
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("rwlog: {e}");
             if matches!(e, Error::Locked { .. }) {
-                eprintln!(
-                    "rwlog: a log in use is backed up from its own process: `Runtime::backup`"
-                );
+                let how = match archiving {
+                    true => "archived from its own process: `Runtime::archive_before`",
+                    false => "backed up from its own process: `Runtime::backup`",
+                };
+                eprintln!("rwlog: a log in use is {how}");
             }
             code_of(&e)
         }
@@ -237,15 +242,7 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
     let mut out = io::stdout().lock();
     match command {
         Command::Info { dir } => write!(out, "{}", ops::inspect(&dir)?)?,
-        Command::Verify { dir } => {
-            let summary = ops::verify(&dir)?;
-            writeln!(
-                out,
-                "ok: {} events in {} segments, every checksum matches",
-                summary.head.0,
-                summary.segments.len()
-            )?;
-        }
+        Command::Verify { dir } => verify(&dir, &mut out)?,
         Command::Backup { dir, dest } => {
             let mut bar = Bar::new();
             let done = ops::backup_dir(&dir, &dest, |p| bar.show(p))?;
@@ -291,6 +288,19 @@ fn command(command: Command, typed: &dyn Typed) -> Result<()> {
             writeln!(out, "{said}")?;
         }
     }
+    Ok(())
+}
+
+fn verify(dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let summary = ops::verify(dir)?;
+    let events = (summary.head.0 + 1).saturating_sub(summary.first.0);
+    writeln!(
+        out,
+        "ok: {events} events (positions {}..={}) in {} segments, every checksum matches",
+        summary.first.0,
+        summary.head.0,
+        summary.segments.len()
+    )?;
     Ok(())
 }
 

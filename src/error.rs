@@ -90,12 +90,28 @@ pub enum Error {
     /// events there were archived (see
     /// [`Runtime::archive_before`](crate::Runtime::archive_before)). Start
     /// at `first_available` or later, or read the archive.
-    #[error("position {requested} was archived: the log starts at position {first_available}")]
+    #[error("{}", archived(*requested, *first_available))]
     Archived {
         /// The position asked for (0 when what was asked for is a stream
         /// version, a view's replay or a projection's catch-up from the
         /// start).
         requested: Position,
+        /// The first position the log still holds.
+        first_available: Position,
+    },
+    /// Time travel to a position whose state cannot be rebuilt: the
+    /// nearest copy of the view kept is older than the log's first
+    /// position, and the events between were archived. Positions from the
+    /// oldest copy kept at or after the first position on can be asked for.
+    #[error(
+        "the view's state at position {requested} cannot be rebuilt: its nearest copy is at position \
+         {nearest}, and the log starts at position {first_available} (the events between were archived)"
+    )]
+    StateArchived {
+        /// The position asked for.
+        requested: Position,
+        /// The position of the nearest copy of the view kept at or before it.
+        nearest: Position,
         /// The first position the log still holds.
         first_available: Position,
     },
@@ -255,3 +271,13 @@ fn holder_text(holder: Option<u32>) -> String {
 
 /// `Result<T, rwlog::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message of [`Error::Archived`].
+fn archived(requested: Position, first_available: Position) -> String {
+    match requested {
+        Position::ZERO => {
+            format!("what was asked for was archived: the log starts at position {first_available}")
+        }
+        p => format!("position {p} was archived: the log starts at position {first_available}"),
+    }
+}

@@ -33,7 +33,11 @@
 //!   [`Runtime::subscribe`]: history then live events.
 //! - [`Storage`]: the log in memory, in a directory of segment files, or
 //!   (with the `postgres` feature) in PostgreSQL, shared by several
-//!   processes that each keep their own views.
+//!   processes that each keep their own views. A directory log can keep
+//!   only its newest events in memory ([`Storage::memory_window`]) and
+//!   archive its oldest ([`Builder::retain`], [`Runtime::archive_before`]),
+//!   backed up and restored online ([`Runtime::backup`],
+//!   [`Runtime::restore`]).
 //! - [`migrate`]: moving a running program from a `RwLock` to rwlog in
 //!   phases (shadow writes, verified reads, cut-over and rollback).
 //! - One [`Error`] type.
@@ -56,7 +60,7 @@
 //! - `jsonl`: `Runtime::export_jsonl` / `import_jsonl`, the log as JSON
 //!   lines (serde_json).
 //! - `cli`: the `rwlog` command-line tool (`info`, `verify`, `backup`,
-//!   `restore`; `export` and `import` in a tool built with your event type
+//!   `restore`, `archive`; `export` and `import` in a tool built with your event type
 //!   through `cli::main_for`), with clap.
 //!
 //! # Guarantees

@@ -275,8 +275,10 @@ impl<E: Event> Runtime<E> {
     /// kept snapshot at or before it, plus a replay of the events between.
     ///
     /// Errors: [`Error::PositionOutOfRange`] for position 0 or beyond the
-    /// head; [`Error::Archived`] if no copy is kept at or after the log's
-    /// horizon before `position` and the replay would need archived events;
+    /// head; [`Error::StateArchived`] if the nearest copy kept is older than
+    /// the log's first position (after archiving, or after a reopen that
+    /// started the view from a newer snapshot) and the replay would need
+    /// archived events;
     /// [`Error::ViewFailed`] if the view's `apply` panics on the way.
     pub fn view_at<V: View<E>>(&self, name: &str, position: Position) -> Result<Snapshot<V>> {
         let view = self.view::<V>(name)?;
@@ -286,6 +288,12 @@ impl<E: Event> Runtime<E> {
                 requested: position,
                 head,
             });
+        }
+        // The view's current state answers for its own position (also
+        // when no copy of its past is kept).
+        let current = view.current.load_full();
+        if current.position == position {
+            return Ok(Snapshot::clone(&current));
         }
         let base = view
             .history
@@ -297,8 +305,9 @@ impl<E: Event> Runtime<E> {
         let log = &self.inner.hub.log;
         if base.position < position && base.position.next() < log.first() {
             // The replay from the nearest copy needs archived events.
-            return Err(Error::Archived {
-                requested: base.position.next(),
+            return Err(Error::StateArchived {
+                requested: position,
+                nearest: base.position,
                 first_available: log.first(),
             });
         }

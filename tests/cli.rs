@@ -287,6 +287,8 @@ fn archive_moves_whole_segments_and_a_reopen_starts_at_the_horizon() {
     assert!(first > 1 && first <= 500, "{said}");
     let verify = rwlog(&[Path::new("verify"), &log]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let counted = format!("ok: {} events (positions {first}..=600)", 601 - first);
+    assert!(text(&verify).contains(&counted), "{}", text(&verify));
     // The program opens it at the horizon, with every stream's version.
     let rt = Runtime::<Deposited>::builder()
         .storage(Storage::dir(&log))
@@ -310,5 +312,10 @@ fn archive_moves_whole_segments_and_a_reopen_starts_at_the_horizon() {
         Path::new("5"),
         Path::new("--no-views"),
     ]);
-    assert_ne!(bad.status.code(), Some(0), "{}", text(&bad));
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("not an rwlog log directory"),
+        "{}",
+        text(&bad)
+    );
 }

@@ -111,10 +111,12 @@ pub(crate) fn archive_closed(
     mode: ArchiveMode,
     views: &[String],
 ) -> Result<ArchiveSummary> {
-    let log_id = identity::read(root)?.ok_or_else(|| Error::Corrupt {
-        file: root.join(identity::FILE),
-        offset: 0,
-        reason: "not an rwlog log directory (no rwlog.id)".into(),
+    let log_id = identity::read(root)?.ok_or_else(|| {
+        let why = format!(
+            "{}: not an rwlog log directory (no rwlog.id)",
+            root.display()
+        );
+        Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, why))
     })?;
     let _lock = DirLock::acquire(root)?;
     let old = horizon::read(root, log_id)?;
