@@ -12,12 +12,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::event::{Batch, Event, Recorded};
+use crate::event::{Batch, Event};
 use crate::log::Cold;
 use crate::sync::Mutex;
 
 use super::files::list_segments;
-use super::frame::{self, BATCH_HEADER, FRAME_HEADER, SEGMENT_HEADER};
+use super::frame::{self, Damage, BATCH_HEADER, SEGMENT_HEADER};
 use super::upcast::Upcasters;
 
 /// How many decoded batches are kept for the next reads.
@@ -152,9 +152,16 @@ impl<E: Event + DeserializeOwned> SegmentReader<E> {
         let at = offset + BATCH_HEADER as u64;
         file.read_exact_at(&mut body, at)
             .map_err(|e| format!("{}: reading {bytes} bytes at {at}: {e}", seg.path.display()))?;
-        let batch = decode(&body, first, count, &self.upcasters).map_err(|(off, why)| {
-            format!("{}, offset {}: {why}", seg.path.display(), at + off as u64)
-        })?;
+        let mut batch = Vec::with_capacity(count as usize);
+        frame::decode_body(&body, first, u64::from(count), &self.upcasters, &mut batch).map_err(
+            |e| {
+                let (off, why) = match e {
+                    Damage::At(off, why) => (off, why),
+                    Damage::Decode(off, e) => (off, e.to_string()),
+                };
+                format!("{}, offset {}: {why}", seg.path.display(), at + off as u64)
+            },
+        )?;
         Ok(Arc::new(batch))
     }
 
@@ -276,42 +283,4 @@ impl Segment {
             }
         }
     }
-}
-
-/// Decodes a batch body's `count` frames, positions from `first`, each
-/// checked against its checksum; an error is its offset in the body.
-fn decode<E: Event + DeserializeOwned>(
-    body: &[u8],
-    first: u64,
-    count: u32,
-    upcasters: &Upcasters<E>,
-) -> std::result::Result<Vec<Recorded<E>>, (usize, String)> {
-    let mut out = Vec::with_capacity(count as usize);
-    let mut at = 0;
-    for k in 0..u64::from(count) {
-        let header = body
-            .get(at..at + FRAME_HEADER)
-            .ok_or((at, "a frame cut short".to_owned()))?;
-        let (len, crc) = frame::parse_frame_header(header);
-        let frame = body
-            .get(at + FRAME_HEADER..at + FRAME_HEADER + len as usize)
-            .ok_or((at, "a frame cut short".to_owned()))?;
-        if crc32c::crc32c(frame) != crc {
-            return Err((at, "a frame's checksum does not match".into()));
-        }
-        let record = frame::decode_record(frame, upcasters).map_err(|e| (at, e.to_string()))?;
-        if record.position.0 != first + k {
-            return Err((
-                at,
-                format!(
-                    "a frame holds position {}, not {}",
-                    record.position,
-                    first + k
-                ),
-            ));
-        }
-        out.push(record);
-        at += FRAME_HEADER + len as usize;
-    }
-    Ok(out)
 }

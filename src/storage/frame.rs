@@ -273,6 +273,66 @@ pub(crate) fn decode_record<E: Event + serde::de::DeserializeOwned>(
     })
 }
 
+/// What is wrong with a stored batch's body.
+pub(crate) enum Damage {
+    /// At this byte of its body.
+    At(usize, String),
+    /// A frame whose checksum holds, at this byte, does not decode as an
+    /// event.
+    Decode(usize, Error),
+}
+
+/// Decodes the `count` frames of a stored batch's body (a segment's batch
+/// or a shared log's row) into `out`: each checked against its checksum
+/// and holding the position after the last, from `first`; the body ends
+/// with the last frame.
+pub(crate) fn decode_body<E: Event + serde::de::DeserializeOwned>(
+    body: &[u8],
+    first: u64,
+    count: u64,
+    upcasters: &Upcasters<E>,
+    out: &mut Vec<Recorded<E>>,
+) -> std::result::Result<(), Damage> {
+    let mut at = 0;
+    for i in 0..count {
+        if body.len() - at < FRAME_HEADER {
+            return Err(Damage::At(
+                at,
+                "the batch ends inside a frame's header".into(),
+            ));
+        }
+        let (len, crc) = parse_frame_header(&body[at..]);
+        let start = at + FRAME_HEADER;
+        let end = start.saturating_add(len as usize);
+        if end > body.len() {
+            let why = format!("a frame of {len} bytes runs past the batch's end");
+            return Err(Damage::At(at, why));
+        }
+        if crc32c::crc32c(&body[start..end]) != crc {
+            return Err(Damage::At(at, "a frame's checksum does not match".into()));
+        }
+        let r =
+            decode_record::<E>(&body[start..end], upcasters).map_err(|e| Damage::Decode(at, e))?;
+        if r.position.0 != first + i {
+            let why = format!(
+                "the event there says position {}, not {}",
+                r.position,
+                first + i
+            );
+            return Err(Damage::At(at, why));
+        }
+        out.push(r);
+        at = end;
+    }
+    if at != body.len() {
+        return Err(Damage::At(
+            at,
+            format!("{} bytes follow the last frame", body.len() - at),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,6 +173,22 @@ pub(crate) fn read(root: &Path, log_id: Uuid) -> Result<Option<Horizon>> {
 
 /// The record in `root/name`, if there is one; see [`read`].
 pub(crate) fn read_file(root: &Path, name: &str, log_id: Uuid) -> Result<Option<Horizon>> {
+    Ok(load(root, name, Some(log_id))?.map(|(horizon, _)| horizon))
+}
+
+/// The first position of the log in `root` (1 unless it was archived),
+/// and the horizon file's bytes if it has one. With no `log_id`, the file
+/// is not checked against one.
+pub(crate) fn first_in(root: &Path, log_id: Option<Uuid>) -> Result<(u64, Option<Vec<u8>>)> {
+    Ok(match load(root, FILE, log_id)? {
+        Some((horizon, bytes)) => (horizon.first.0, Some(bytes)),
+        None => (1, None),
+    })
+}
+
+/// The record in `root/name` and its bytes, checked (against `log_id`
+/// if given); `None` if there is no such file.
+fn load(root: &Path, name: &str, log_id: Option<Uuid>) -> Result<Option<(Horizon, Vec<u8>)>> {
     let path = root.join(name);
     let data = match std::fs::read(&path) {
         Ok(data) => data,
@@ -185,47 +201,19 @@ pub(crate) fn read_file(root: &Path, name: &str, log_id: Uuid) -> Result<Option<
         reason,
     };
     let horizon = Horizon::decode(&data).map_err(corrupt)?;
-    if horizon.log_id != log_id {
-        return Err(corrupt((
-            10,
-            format!("made for another log ({})", horizon.log_id),
-        )));
-    }
-    Ok(Some(horizon))
-}
-
-/// The first position of the log in `root` (1 unless it was archived),
-/// and the horizon file's bytes if it has one. With no `log_id`, the file
-/// is not checked against one.
-pub(crate) fn first_in(root: &Path, log_id: Option<Uuid>) -> Result<(u64, Option<Vec<u8>>)> {
-    let path = root.join(FILE);
-    let data = match std::fs::read(&path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((1, None)),
-        Err(e) => return Err(files::at(&path, "read")(e).into()),
-    };
-    let horizon = Horizon::decode(&data).map_err(|(offset, reason)| Error::Corrupt {
-        file: path.clone(),
-        offset,
-        reason,
-    })?;
     if log_id.is_some_and(|id| id != horizon.log_id) {
-        return Err(Error::Corrupt {
-            file: path,
-            offset: 10,
-            reason: format!("made for another log ({})", horizon.log_id),
-        });
+        let why = format!("made for another log ({})", horizon.log_id);
+        return Err(corrupt((10, why)));
     }
-    Ok((horizon.first.0, Some(data)))
+    Ok(Some((horizon, data)))
 }
 
 /// Writes the horizon: from now on the log starts at `horizon.first`.
 pub(crate) fn write(root: &Path, horizon: &Horizon) -> Result<()> {
-    Ok(files::write_atomically(root, FILE, &horizon.encode())?)
+    Ok(write_file(root, FILE, horizon)?)
 }
 
 /// Writes the record to `root/name`, atomically.
-#[cfg(feature = "postgres")]
 pub(crate) fn write_file(root: &Path, name: &str, horizon: &Horizon) -> std::io::Result<()> {
     files::write_atomically(root, name, &horizon.encode())
 }

@@ -13,7 +13,7 @@ use super::db::Db;
 use super::wire::{AppendReq, Outgoing, ReadReq, Row};
 use crate::error::{Error, Result};
 use crate::event::{Event, Recorded};
-use crate::storage::frame::{self, FRAME_HEADER};
+use crate::storage::frame::{self, Damage};
 use crate::storage::store::{Failure, Known, Rejection, SharedHead, Store};
 use crate::storage::upcast::Upcasters;
 
@@ -217,67 +217,16 @@ pub(super) fn decode<E: Event + DeserializeOwned>(
                 row.first, row.last, row.events
             )));
         }
-        decode_frames(&row, upcasters, &mut out).map_err(|e| match e {
-            Damage::At(offset, reason) => corrupt(offset, reason),
-            Damage::Decode(e) => e,
-        })?;
+        let count = u64::from(row.events);
+        frame::decode_body(&row.body, row.first, count, upcasters, &mut out).map_err(
+            |e| match e {
+                Damage::At(offset, reason) => corrupt(offset, reason),
+                Damage::Decode(_, e) => e,
+            },
+        )?;
         head = row.last;
     }
     Ok(out)
-}
-
-/// What is wrong with a stored batch.
-enum Damage {
-    /// At this byte of its body.
-    At(usize, String),
-    /// A frame whose checksum holds does not decode as an event.
-    Decode(Error),
-}
-
-/// Decodes a batch's frames, each at the position after the last.
-fn decode_frames<E: Event + DeserializeOwned>(
-    row: &Row,
-    upcasters: &Upcasters<E>,
-    out: &mut Vec<Recorded<E>>,
-) -> Result<(), Damage> {
-    let body = &row.body;
-    let mut at = 0;
-    for i in 0..u64::from(row.events) {
-        if body.len() - at < FRAME_HEADER {
-            return Err(Damage::At(
-                at,
-                "the batch ends inside a frame's header".into(),
-            ));
-        }
-        let (len, crc) = frame::parse_frame_header(&body[at..]);
-        let start = at + FRAME_HEADER;
-        let end = start.saturating_add(len as usize);
-        if end > body.len() {
-            let why = format!("a frame of {len} bytes runs past the batch's end");
-            return Err(Damage::At(at, why));
-        }
-        if crc32c::crc32c(&body[start..end]) != crc {
-            return Err(Damage::At(at, "a frame's checksum does not match".into()));
-        }
-        let r = frame::decode_record::<E>(&body[start..end], upcasters).map_err(Damage::Decode)?;
-        if r.position.0 != row.first + i {
-            let why = format!(
-                "the event there says position {}, not {}",
-                r.position,
-                row.first + i
-            );
-            return Err(Damage::At(at, why));
-        }
-        out.push(r);
-        at = end;
-    }
-    if at != body.len() {
-        return Err(Damage::At(
-            at,
-            format!("{} bytes follow the last frame", body.len() - at),
-        ));
-    }
-    Ok(())
 }
 
 /// A shared log's head, for readers.
