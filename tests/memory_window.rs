@@ -34,6 +34,20 @@ fn open(dir: &Path, window: bool) -> Runtime<Put> {
         .unwrap()
 }
 
+/// A windowed log whose one view is persisted (so that it can be
+/// archived), with segments of `segment_bytes` and snapshots on disk every
+/// `disk_every` events.
+fn persisted_only(dir: &Path, segment_bytes: u64, disk_every: u64) -> rwlog::Builder<Put> {
+    Runtime::<Put>::builder()
+        .storage(
+            Storage::dir(dir)
+                .segment_bytes(segment_bytes)
+                .memory_window(WINDOW),
+        )
+        .persisted_view("totals", Totals::default())
+        .disk_snapshot_every(disk_every)
+}
+
 /// Appends of 1 to 9 events to 20 streams.
 fn fill(rt: &Runtime<Put>, n: u64) {
     let w = rt.writer();
@@ -174,16 +188,7 @@ fn archiving_a_windowed_log_and_a_damaged_segment_below_the_window() {
     assert!(done.is_err(), "an in-memory view blocks archiving");
     rt.shutdown().unwrap();
     drop(rt);
-    let rt = Runtime::<Put>::builder()
-        .storage(
-            Storage::dir(dir.path())
-                .segment_bytes(64 << 10)
-                .memory_window(WINDOW),
-        )
-        .persisted_view("totals", Totals::default())
-        .disk_snapshot_every(7_000)
-        .build()
-        .unwrap();
+    let rt = persisted_only(dir.path(), 64 << 10, 7_000).build().unwrap();
     let done = rt.archive_before(Position(20_000)).unwrap();
     let log = rt.log();
     assert!(
@@ -295,16 +300,7 @@ fn a_failed_read_below_the_window_ends_a_subscription() {
 #[test]
 fn an_iterator_made_before_archiving_reads_on_and_files_are_let_go() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::<Put>::builder()
-        .storage(
-            Storage::dir(dir.path())
-                .segment_bytes(8 << 10)
-                .memory_window(WINDOW),
-        )
-        .persisted_view("totals", Totals::default())
-        .disk_snapshot_every(5_000)
-        .build()
-        .unwrap();
+    let rt = persisted_only(dir.path(), 8 << 10, 5_000).build().unwrap();
     fill(&rt, EVENTS);
     let segs = segments(dir.path()).len();
     assert!(segs > 100, "{segs}");
@@ -325,14 +321,7 @@ fn an_iterator_made_before_archiving_reads_on_and_files_are_let_go() {
     drop(rt);
     // Deleted: no file of a deleted segment stays open.
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::<Put>::builder()
-        .storage(
-            Storage::dir(dir.path())
-                .segment_bytes(8 << 10)
-                .memory_window(WINDOW),
-        )
-        .persisted_view("totals", Totals::default())
-        .disk_snapshot_every(5_000)
+    let rt = persisted_only(dir.path(), 8 << 10, 5_000)
         .archive_mode(rwlog::ArchiveMode::Delete)
         .build()
         .unwrap();
