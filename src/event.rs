@@ -353,9 +353,54 @@ impl<E: fmt::Debug> fmt::Debug for Recorded<E> {
     }
 }
 
-/// A batch of events as the sequencer appended it, stored whole: the
-/// sequencer's own vector, shared as it is rather than copied into a slice.
-pub(crate) type Batch<E> = Arc<Vec<Recorded<E>>>;
+/// A batch of events as the sequencer appended it, stored whole and shared
+/// as it is rather than copied.
+pub(crate) type Batch<E> = Arc<BatchEvents<E>>;
+
+/// A batch's events: one, inline (an acknowledged append sequenced alone,
+/// the common case: one allocation per batch, not two), or the sequencer's
+/// own vector.
+pub(crate) enum BatchEvents<E> {
+    One(Recorded<E>),
+    Many(Vec<Recorded<E>>),
+}
+
+impl<E> BatchEvents<E> {
+    /// The batch of `records`: inline if it is one event (the vector stays
+    /// with the caller, for reuse), else the vector itself.
+    pub(crate) fn take(records: &mut Vec<Recorded<E>>) -> BatchEvents<E> {
+        match (records.len(), records.pop()) {
+            (1, Some(one)) => BatchEvents::One(one),
+            (_, last) => {
+                records.extend(last);
+                BatchEvents::Many(std::mem::take(records))
+            }
+        }
+    }
+}
+
+impl<E> From<Vec<Recorded<E>>> for BatchEvents<E> {
+    fn from(records: Vec<Recorded<E>>) -> BatchEvents<E> {
+        BatchEvents::Many(records)
+    }
+}
+
+impl<E> FromIterator<Recorded<E>> for BatchEvents<E> {
+    fn from_iter<I: IntoIterator<Item = Recorded<E>>>(records: I) -> BatchEvents<E> {
+        BatchEvents::Many(records.into_iter().collect())
+    }
+}
+
+impl<E> std::ops::Deref for BatchEvents<E> {
+    type Target = [Recorded<E>];
+
+    fn deref(&self) -> &[Recorded<E>] {
+        match self {
+            BatchEvents::One(one) => std::slice::from_ref(one),
+            BatchEvents::Many(many) => many,
+        }
+    }
+}
 
 /// A recorded event as the log hands it out (from [`Log`](crate::Log),
 /// subscriptions and their iterators): a shared handle that derefs to

@@ -216,7 +216,7 @@ impl<E: Event> Runtime<E> {
         Writer::new(
             self.inner.tx.clone(),
             Arc::clone(&self.inner.hub.gate),
-            Arc::clone(&self.inner.combiner) as Arc<dyn Drain>,
+            Arc::clone(&self.inner.combiner) as Arc<dyn Drain<E>>,
             None,
             self.inner.max_append_events,
         )
@@ -229,7 +229,7 @@ impl<E: Event> Runtime<E> {
         Writer::new(
             self.inner.tx.clone(),
             Arc::clone(&self.inner.hub.gate),
-            Arc::clone(&self.inner.combiner) as Arc<dyn Drain>,
+            Arc::clone(&self.inner.combiner) as Arc<dyn Drain<E>>,
             Some(id),
             self.inner.max_append_events,
         )

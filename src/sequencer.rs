@@ -6,18 +6,17 @@
 //! and a timestamp, appends them to the log, folds them into every view and
 //! publishes each view once, then acknowledges the writers.
 
-use std::collections::HashMap;
-
 mod combiner;
 mod dedupe;
 mod restart;
 mod shared;
+mod versions;
 
 pub(crate) use combiner::Combiner;
 pub use combiner::Sequencing;
 
 use crate::error::{Error, Result};
-use crate::event::Batch;
+use crate::event::{Batch, BatchEvents};
 use crate::event::{Event, Ids, Recorded, Timestamp};
 use crate::hub::Hub;
 use crate::position::{Expected, Position, StreamId};
@@ -29,6 +28,7 @@ use crate::write::{AppendCmd, Appended, Events, Reply};
 
 use dedupe::Dedupe;
 use shared::Undo;
+use versions::Versions;
 
 /// What every event of a batch is stamped with.
 struct Stamp {
@@ -38,28 +38,6 @@ struct Stamp {
     millis: u64,
     /// The log's head before the batch.
     head: u64,
-}
-
-/// Remembers the ids of the newest `window` events of a recovered log,
-/// one event at a time (the grouping of events into appends is not
-/// stored).
-fn remember_recent<E>(log: &crate::log::Log<E>, dedupe: &mut Dedupe, window: usize) {
-    let remembered_from = log.head().0.saturating_sub(window as u64);
-    let mut remembered = remembered_from;
-    for e in log.read_all(Position(remembered_from + 1)..) {
-        remembered = e.position.0;
-        let ack = Appended {
-            position: e.position,
-            version: e.version,
-            count: 1,
-        };
-        dedupe.insert(e.id, ack);
-    }
-    if remembered < log.head().0 && remembered >= log.first().0 {
-        // A read from disk failed (a memory window): retries of the ids
-        // not read are not recognized.
-        tracing::error!(from = remembered + 1, error = ?log.read_failure(), "the newest event ids could not all be read back");
-    }
 }
 
 /// What a call of [`Sequencer::run_batch`] did.
@@ -108,11 +86,14 @@ pub(crate) struct Sequencer<E> {
     pending: Vec<AppendCmd<E>>,
     /// Each command's answer, sent after publication (kept likewise).
     acks: Vec<(Reply, Result<Appended>)>,
+    /// The records vector of the last one-event batch, for the next batch.
+    records: Vec<Recorded<E>>,
+    /// The answer to the command of the writer sequencing, if it gave one.
+    own: Option<Result<Appended>>,
     views: Vec<Box<dyn ViewDriver<E>>>,
     max_batch: usize,
-    /// Every stream's current version. The sequencer is the only writer of
-    /// streams, so its own map is authoritative and needs no lock.
-    versions: HashMap<StreamId, u64, foldhash::fast::RandomState>,
+    /// Every stream's current version.
+    versions: Versions,
     last_stamp: Timestamp,
     ids: Ids,
     store: Option<Box<dyn Store<E>>>,
@@ -157,8 +138,7 @@ impl<E: Event> Sequencer<E> {
         // Every stream's version, also of streams whose events were all
         // archived (the log keeps their versions).
         let log = &shared.log;
-        let versions: HashMap<StreamId, u64, _> =
-            log.versions_before(log.head().next()).into_iter().collect();
+        let versions = Versions::new(log.versions_before(log.head().next()));
         let last_stamp = log.last_time();
         // As the views count their snapshots on disk, so that a restart
         // point is written where they write theirs: from the oldest newest
@@ -168,12 +148,14 @@ impl<E: Event> Sequencer<E> {
         let on_disk = views.iter().filter_map(|v| v.on_disk()).min();
         let last_restart = on_disk.map_or(log.first().0 - 1, |p| p.0);
         if !shared_log {
-            remember_recent(log, &mut dedupe, dedupe_window);
+            dedupe.remember_recent(log);
         }
         Sequencer {
             shared,
             pending: Vec::new(),
             acks: Vec::new(),
+            records: Vec::new(),
+            own: None,
             views,
             max_batch,
             versions,
@@ -189,6 +171,25 @@ impl<E: Event> Sequencer<E> {
             last_restart,
             pending_restart: None,
         }
+    }
+
+    /// Answers a command: through its ticket's cell, or, for the command
+    /// of the writer sequencing (an [`own`](Reply::own) reply), kept for
+    /// [`take_own`](Self::take_own).
+    fn answer(&mut self, reply: Reply, result: Result<Appended>) {
+        if reply.is_own() {
+            self.own = Some(result);
+        } else {
+            reply.send(result);
+        }
+    }
+
+    /// The answer to the sequencing writer's own command, once its batch
+    /// ran: if the batch never answered it (the sequencer panicked), why.
+    pub(crate) fn take_own(&mut self) -> Result<Appended> {
+        self.own
+            .take()
+            .unwrap_or_else(|| Err(self.storage_error().unwrap_or(Error::Closed)))
     }
 
     /// The error every append gets once the store has failed or the
@@ -219,6 +220,18 @@ impl<E: Event> Sequencer<E> {
     /// Takes commands from the queue, up to `max_batch` events (an append
     /// is never split), and sequences them as one batch.
     pub(crate) fn run_batch(&mut self, rx: &Receiver<AppendCmd<E>>) -> Ran {
+        self.run_batch_with(rx, None).0
+    }
+
+    /// [`run_batch`](Self::run_batch), with the caller's own command last in
+    /// the batch if everything queued fits before it (so it follows every
+    /// command queued before it, as if it had been queued); else the
+    /// command comes back unsequenced.
+    pub(crate) fn run_batch_with(
+        &mut self,
+        rx: &Receiver<AppendCmd<E>>,
+        own: Option<AppendCmd<E>>,
+    ) -> (Ran, Option<AppendCmd<E>>) {
         let caught_up = self.catch_up();
         let mut cmds = std::mem::take(&mut self.pending);
         let mut events = 0;
@@ -233,6 +246,13 @@ impl<E: Event> Sequencer<E> {
             cmds.push(cmd);
         }
         let emptied = queued == 0;
+        let back = match own {
+            Some(cmd) if emptied => {
+                cmds.push(cmd);
+                None
+            }
+            other => other,
+        };
         let ran = match (cmds.is_empty(), emptied) {
             (true, _) if caught_up => Ran::Emptied,
             (true, _) => Ran::Nothing,
@@ -241,7 +261,7 @@ impl<E: Event> Sequencer<E> {
         };
         self.process(&mut cmds);
         self.pending = cmds;
-        ran
+        (ran, back)
     }
 
     fn process(&mut self, cmds: &mut Vec<AppendCmd<E>>) {
@@ -252,7 +272,7 @@ impl<E: Event> Sequencer<E> {
         if self.failed.is_some() {
             for cmd in cmds.drain(..) {
                 let error = self.storage_error().unwrap_or(Error::Closed);
-                cmd.reply.send(Err(error));
+                self.answer(cmd.reply, Err(error));
             }
             return;
         }
@@ -278,9 +298,12 @@ impl<E: Event> Sequencer<E> {
             millis: at.as_nanos() / 1_000_000,
             head: self.shared.log.head().0,
         };
-        // Exactly the events offered: this vector becomes the stored batch.
+        // The events offered: this vector becomes the stored batch (or, for
+        // one event, is kept for the next).
         let offered = cmds.iter().map(|c| c.events.len()).sum();
-        let mut records: Vec<Recorded<E>> = Vec::with_capacity(offered);
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records.reserve_exact(offered);
         // The answers' vector is kept between batches: no allocation.
         let mut acks = std::mem::take(&mut self.acks);
         acks.reserve(cmds.len());
@@ -296,6 +319,7 @@ impl<E: Event> Sequencer<E> {
             rejected += u64::from(result.is_err());
             acks.push((reply, result));
         }
+        self.versions.end_run();
         Assigned {
             records,
             acks,
@@ -318,51 +342,43 @@ impl<E: Event> Sequencer<E> {
         if let Some(original) = first_id.and_then(|id| self.dedupe.get(&id)) {
             return Ok(original);
         }
-        // One hash lookup for a known stream: the slot found here is the
-        // one updated below.
-        let slot = self.versions.get_mut(&stream);
-        let current = slot.as_deref().copied().unwrap_or(0);
-        if !expected.matches(current) {
-            return Err(Error::Conflict {
-                stream,
-                expected,
-                actual: current,
-            });
-        }
-        let start = records.len();
-        let first = stamp.head + 1 + start as u64;
-        for (i, e) in (0..).zip(events.into_iter()) {
-            records.push(Recorded {
-                position: Position(first + i),
-                stream: stream.clone(),
-                version: current + 1 + i,
-                id: e.id.unwrap_or_else(|| self.ids.next(stamp.millis)),
-                recorded_at: stamp.at,
-                schema_version: E::SCHEMA_VERSION,
-                metadata: e.metadata,
-                payload: e.payload,
-            });
-        }
-        stage(&mut self.store, records, start, first_id)?;
-        if self.shared_log {
-            self.undo.record(&stream, current, first_id);
-        }
-        let count = (records.len() - start) as u64;
-        let ack = Appended {
-            position: Position(first + count - 1),
-            version: current + count,
-            count,
-        };
-        if let Some(id) = first_id {
-            self.dedupe.insert(id, ack);
-        }
-        match slot {
-            Some(version) => *version = current + count,
-            None => {
-                self.versions.insert(stream, current + count);
+        self.versions.advance(stream, |stream, current| {
+            if !expected.matches(current) {
+                return Err(Error::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual: current,
+                });
             }
-        }
-        Ok(ack)
+            let start = records.len();
+            let first = stamp.head + 1 + start as u64;
+            for (i, e) in (0..).zip(events.into_iter()) {
+                records.push(Recorded {
+                    position: Position(first + i),
+                    stream: stream.clone(),
+                    version: current + 1 + i,
+                    id: e.id.unwrap_or_else(|| self.ids.next(stamp.millis)),
+                    recorded_at: stamp.at,
+                    schema_version: E::SCHEMA_VERSION,
+                    metadata: e.metadata,
+                    payload: e.payload,
+                });
+            }
+            stage(&mut self.store, records, start, first_id)?;
+            if self.shared_log {
+                self.undo.record(stream, current, first_id);
+            }
+            let count = (records.len() - start) as u64;
+            let ack = Appended {
+                position: Position(first + count - 1),
+                version: current + count,
+                count,
+            };
+            if let Some(id) = first_id {
+                self.dedupe.insert(id, ack);
+            }
+            Ok((count, ack))
+        })
     }
 
     /// Makes the batch durable, appends it to the log, publishes every view
@@ -385,7 +401,10 @@ impl<E: Event> Sequencer<E> {
                     return;
                 }
             }
-            let batch: Batch<E> = Arc::new(records);
+            let mut records = records;
+            let batch: Batch<E> = Arc::new(BatchEvents::take(&mut records));
+            // A one-event batch left the vector: the next batch reuses it.
+            self.records = records;
             self.shared.log.append(&batch);
             for view in &mut self.views {
                 view.publish(&batch);
@@ -401,7 +420,7 @@ impl<E: Event> Sequencer<E> {
         self.shared.signal.notify();
         let mut acks = acks;
         for (reply, result) in acks.drain(..) {
-            reply.send(result);
+            self.answer(reply, result);
         }
         self.acks = acks;
     }
@@ -423,7 +442,7 @@ impl<E: Event> Sequencer<E> {
                 }
                 Err(e) => Err(e),
             };
-            reply.send(result);
+            self.answer(reply, result);
         }
         self.shared.counters.record_rejected(failed);
     }

@@ -49,7 +49,7 @@ use crate::telemetry;
 pub struct Writer<E> {
     tx: Sender<AppendCmd<E>>,
     gate: Arc<Gate>,
-    drain: Arc<dyn Drain>,
+    drain: Arc<dyn Drain<E>>,
     writer_id: Option<Arc<str>>,
     max_append: usize,
 }
@@ -78,7 +78,7 @@ impl<E: Send + 'static> Writer<E> {
     pub(crate) fn new(
         tx: Sender<AppendCmd<E>>,
         gate: Arc<Gate>,
-        drain: Arc<dyn Drain>,
+        drain: Arc<dyn Drain<E>>,
         writer_id: Option<Arc<str>>,
         max_append: usize,
     ) -> Writer<E> {
@@ -101,7 +101,37 @@ impl<E: Send + 'static> Writer<E> {
     ) -> Result<Appended> {
         let started = telemetry::start();
         let events = Events::One(self.stamp(event.into()));
-        let ticket = self.send(stream.into(), Expected::Any, events, Queued::Waiting)?;
+        self.append_now(stream.into(), Expected::Any, events, started)
+    }
+
+    /// An append its writer waits for: sequenced on this thread at once if
+    /// nobody sequences and nothing is queued (no queue, no ticket), else
+    /// queued and waited for.
+    fn append_now(
+        &self,
+        stream: StreamId,
+        expected: Expected,
+        events: Events<E>,
+        started: telemetry::Started,
+    ) -> Result<Appended> {
+        let cmd = AppendCmd {
+            stream,
+            expected,
+            events,
+            reply: Reply::own(),
+        };
+        let cmd = {
+            // Held while sequencing: shutdown waits for it.
+            let _pass = self.gate.enter().map_err(|_| Error::Closed)?;
+            match self.drain.sequence_now(cmd) {
+                Ok(done) => return acknowledged(done, started),
+                Err(cmd) => cmd,
+            }
+        };
+        let (ticket, reply) = Ticket::pair();
+        let cmd = AppendCmd { reply, ..cmd };
+        self.enqueue(cmd, true).map_err(Refused::into_error)?;
+        self.drain.queued(Queued::Waiting);
         self.wait(ticket, started)
     }
 
@@ -115,10 +145,7 @@ impl<E: Send + 'static> Writer<E> {
                 break ticket.wait();
             }
         };
-        if done.is_ok() {
-            telemetry::acknowledged(started);
-        }
-        done
+        acknowledged(done, started)
     }
 
     /// Appends events to one stream atomically (all or none, at contiguous
@@ -136,10 +163,7 @@ impl<E: Send + 'static> Writer<E> {
     {
         let started = telemetry::start();
         let events = self.collect(events)?;
-        self.wait(
-            self.send(stream.into(), expected, events, Queued::Waiting)?,
-            started,
-        )
+        self.append_now(stream.into(), expected, events, started)
     }
 
     /// Appends events to one stream atomically, whatever its version.
@@ -347,6 +371,14 @@ impl<E: Send + 'static> Writer<E> {
             }
         }
     }
+}
+
+/// An append's answer, counted in the telemetry if it succeeded.
+fn acknowledged(done: Result<Appended>, started: telemetry::Started) -> Result<Appended> {
+    if done.is_ok() {
+        telemetry::acknowledged(started);
+    }
+    done
 }
 
 fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticket, AppendCmd<E>) {

@@ -68,7 +68,7 @@ pub(super) fn open_log<E>(
         None => None,
     };
     let events = opened.as_mut().map(|o| std::mem::take(&mut o.events));
-    let recovered: Batch<E> = Arc::new(events.unwrap_or_default());
+    let recovered: Batch<E> = Arc::new(events.unwrap_or_default().into());
     let log = match opened.as_mut().and_then(|o| o.start.take()) {
         Some(s) => Log::starting_at(faults, s.first, (s.before_id, s.before_time), s.versions),
         None => Log::new(faults),

@@ -21,12 +21,13 @@
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::error::Result;
 use crate::event::Event;
 use crate::faults::Faults;
 use crate::signal::Signal;
 use crate::sync::channel::Receiver;
 use crate::sync::{self, fence, AtomicBool, Mutex, MutexGuard, Ordering};
-use crate::write::{AppendCmd, Drain, Queued};
+use crate::write::{AppendCmd, Appended, Drain, Queued};
 
 use super::{Ran, Sequencer};
 
@@ -217,20 +218,50 @@ impl<E: Event> Combiner<E> {
                 }
             }
             drop(sequencer);
-            if self.faults.unchecked_release() {
-                return ran;
-            }
-            // Pairs with the fence in `queued`: a command queued by a writer
-            // that found the role still taken is seen here.
-            fence(Ordering::SeqCst);
-            if self.queue.is_empty() {
-                return ran;
-            }
-            if ran >= rounds {
-                self.hand_off();
+            if !self.look_again(ran >= rounds) {
                 return ran;
             }
         }
+    }
+
+    /// After letting go of the role: whether a command is queued that the
+    /// caller should come back for (else nobody may be coming for it). With
+    /// `done` (its rounds used up), the caller hands the role to the thread
+    /// instead and the answer is no.
+    fn look_again(&self, done: bool) -> bool {
+        if self.faults.unchecked_release() {
+            return false;
+        }
+        // Pairs with the fence in `queued`: a command queued by a writer
+        // that found the role still taken is seen here.
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() {
+            return false;
+        }
+        if done {
+            self.hand_off();
+            return false;
+        }
+        true
+    }
+
+    /// A batch with the caller's command (with an own reply) last; see
+    /// [`Sequencer::run_batch_with`]. Its answer, or the command back.
+    fn batch_with(
+        &self,
+        sequencer: &mut Sequencer<E>,
+        own: AppendCmd<E>,
+    ) -> Result<Result<Appended>, AppendCmd<E>> {
+        match sync::catch_unwind(|| sequencer.run_batch_with(&self.queue, Some(own))) {
+            Ok((_, Some(back))) => return Err(back),
+            Ok((_, None)) => {}
+            Err(payload) => {
+                let message = sync::panic_message(&*payload);
+                tracing::error!(%message, "the sequencer panicked; the runtime takes no more appends");
+                sequencer.fail_panicked(message);
+            }
+        }
+        Ok(sequencer.take_own())
     }
 
     /// One batch; a panic in the sequencer (a bug of rwlog's) fails it for
@@ -356,7 +387,24 @@ impl<E: Event> Combiner<E> {
     }
 }
 
-impl<E: Event> Drain for Combiner<E> {
+impl<E: Event> Drain<E> for Combiner<E> {
+    fn sequence_now(&self, cmd: AppendCmd<E>) -> Result<Result<Appended>, AppendCmd<E>> {
+        // Only with nothing queued: commands queued before it go first, and
+        // a writer with a queue ahead of it joins the queue.
+        if self.mode != Sequencing::Combining || !self.queue.is_empty() {
+            return Err(cmd);
+        }
+        let Some(mut sequencer) = self.role.try_take() else {
+            return Err(cmd);
+        };
+        let back = self.batch_with(&mut sequencer, cmd);
+        drop(sequencer);
+        if self.look_again(false) {
+            self.session(WRITER_ROUNDS - 1);
+        }
+        back
+    }
+
     fn queued(&self, by: Queued) {
         match (self.mode, by) {
             (Sequencing::Thread, _) => self.wake.notify(),

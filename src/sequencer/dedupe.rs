@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
 
+use crate::position::Position;
 use crate::write::Appended;
 
 /// The acknowledgements of recent appends whose first event carried an id
@@ -19,6 +20,28 @@ pub(crate) struct Dedupe {
 }
 
 impl Dedupe {
+    /// Remembers the ids of the newest `window` events of a recovered log,
+    /// one event at a time (the grouping of events into appends is not
+    /// stored).
+    pub(crate) fn remember_recent<E>(&mut self, log: &crate::log::Log<E>) {
+        let remembered_from = log.head().0.saturating_sub(self.window as u64);
+        let mut remembered = remembered_from;
+        for e in log.read_all(Position(remembered_from + 1)..) {
+            remembered = e.position.0;
+            let ack = Appended {
+                position: e.position,
+                version: e.version,
+                count: 1,
+            };
+            self.insert(e.id, ack);
+        }
+        if remembered < log.head().0 && remembered >= log.first().0 {
+            // A read from disk failed (a memory window): retries of the ids
+            // not read are not recognized.
+            tracing::error!(from = remembered + 1, error = ?log.read_failure(), "the newest event ids could not all be read back");
+        }
+    }
+
     /// Remembers at most `window` appends (0: none).
     pub(crate) fn new(window: usize) -> Dedupe {
         Dedupe {

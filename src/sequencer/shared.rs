@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use crate::event::{Event, Recorded};
+use crate::event::{Batch, Event, Recorded};
 use crate::position::{Position, StreamId};
 use crate::storage::Failure;
 use crate::sync::Arc;
@@ -86,10 +86,10 @@ impl<E: Event> Sequencer<E> {
             return;
         }
         for r in &foreign {
-            self.versions.insert(r.stream.clone(), r.version);
+            self.versions.set(r.stream.clone(), r.version);
             self.last_stamp = self.last_stamp.max(r.recorded_at);
         }
-        let batch = Arc::new(foreign);
+        let batch: Batch<E> = Arc::new(foreign.into());
         self.shared.log.append(&batch);
         for view in &mut self.views {
             view.publish(&batch);
@@ -138,7 +138,7 @@ impl<E: Event> Sequencer<E> {
     /// streams' versions and the remembered ids go back to before it.
     pub(super) fn undo_batch(&mut self) {
         for (stream, before) in self.undo.versions.drain(..).rev() {
-            self.versions.insert(stream, before);
+            self.versions.set(stream, before);
         }
         for id in self.undo.ids.drain(..).rev() {
             self.dedupe.forget_newest(&id);
@@ -152,10 +152,10 @@ impl<E: Event> Sequencer<E> {
         for cmd in cmds.drain(..) {
             // An append whose id was seen is in the log already.
             match cmd.events.first_id().and_then(|id| self.dedupe.get(&id)) {
-                Some(again) => cmd.reply.send(Ok(again)),
+                Some(again) => self.answer(cmd.reply, Ok(again)),
                 None => {
                     count += 1;
-                    cmd.reply.send(Err(refused()));
+                    self.answer(cmd.reply, Err(refused()));
                 }
             }
         }

@@ -162,7 +162,7 @@ impl<E: Event + DeserializeOwned> SegmentReader<E> {
                 format!("{}, offset {}: {why}", seg.path.display(), at + off as u64)
             },
         )?;
-        Ok(Arc::new(batch))
+        Ok(Arc::new(batch.into()))
     }
 
     /// The index of the segment holding `position`, listing the directory

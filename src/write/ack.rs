@@ -338,6 +338,18 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The reply of a command its writer sequences on its own thread (see
+    /// `Drain::sequence_now`): no cell; the sequencer keeps the answer for
+    /// the writer to take. Dropped unanswered, it does nothing.
+    pub(crate) fn own() -> Reply {
+        Reply { cell: None }
+    }
+
+    /// Whether this is an [`own`](Reply::own) reply.
+    pub(crate) fn is_own(&self) -> bool {
+        self.cell.is_none()
+    }
+
     pub(crate) fn send(mut self, result: Result<Appended>) {
         if let Some(cell) = self.cell.take() {
             resolve(cell, result);

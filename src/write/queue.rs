@@ -8,7 +8,7 @@ use crate::faults::Faults;
 use crate::position::{Expected, StreamId};
 use crate::sync::{self, fence, AtomicBool, AtomicUsize, Ordering};
 
-use super::ack::Reply;
+use super::ack::{Appended, Reply};
 
 /// One append: events for one stream, all accepted or all rejected.
 pub(crate) struct AppendCmd<E> {
@@ -65,7 +65,18 @@ pub(crate) enum Queued {
 /// Whoever runs the sequencer, as writers see it: told of each command they
 /// queue, asked for help when the queue is full or an acknowledgement is
 /// slow to come.
-pub(crate) trait Drain: Send + Sync {
+pub(crate) trait Drain<E>: Send + Sync {
+    /// A writer about to wait for its command's acknowledgement, holding a
+    /// pass through the gate: sequence the command on the calling thread
+    /// now, without queueing it, if nobody sequences and nothing is queued
+    /// ahead of it (so no thread hand-off and no trip through the queue).
+    /// The command (with an [`own`](Reply::own) reply) comes back if it
+    /// must be queued instead.
+    fn sequence_now(
+        &self,
+        cmd: AppendCmd<E>,
+    ) -> std::result::Result<Result<Appended>, AppendCmd<E>>;
+
     /// A command entered the queue.
     fn queued(&self, by: Queued);
 
