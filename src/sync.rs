@@ -3,15 +3,22 @@
 //! Every atomic, lock, `Arc`, thread and swap cell the runtime's protocols
 //! use comes through this module, so that a `--cfg loom` build can replace
 //! them with loom's model-checked versions (see `loom-tests/`). Normal
-//! builds re-export std, arc-swap, crossbeam-channel and dashmap unchanged:
-//! the facade costs nothing. Its [`Mutex`] and [`Condvar`] drop lock
-//! poisoning once, for the whole crate.
+//! builds re-export std, arc-swap and dashmap unchanged, and the command
+//! queue is crossbeam's lock-free ring (`sync/queue.rs`): the facade costs
+//! nothing. Its [`Mutex`] and [`Condvar`] drop lock poisoning once, for the
+//! whole crate. (Under loom the queue is a stand-in with the same
+//! semantics; the ring's own lock-freedom is crossbeam's, not modelled
+//! here.)
 //!
 //! Two process-wide statics stay std's (in `write/ack.rs`: how many
 //! waiters poll for their ack, and the core count): they are scheduling
 //! heuristics that synchronize nothing, and as statics they would carry
 //! over from one loom interleaving to the next. The durable log's files and
 //! its directory registry (`storage/`) are not modelled either.
+
+#[cfg(not(loom))]
+#[path = "sync/queue.rs"]
+pub(crate) mod queue;
 
 #[cfg(not(loom))]
 mod imp {
@@ -70,9 +77,7 @@ mod imp {
         }
     }
 
-    pub(crate) mod channel {
-        pub(crate) use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-    }
+    pub(crate) use super::queue as channel;
 
     /// Gives up the rest of this thread's time slice (spin loops call this).
     pub(crate) fn yield_now() {

@@ -182,7 +182,7 @@ impl<K: Eq + Hash, V: Default> Index<K, V> {
     }
 }
 
-/// A bounded multi-producer queue with crossbeam-channel's semantics, built
+/// A bounded multi-producer queue with the semantics of `sync/queue.rs`, built
 /// from a loom mutex and two condition variables. Like crossbeam, queued
 /// messages stay in the queue until both ends are gone.
 pub(crate) mod channel {
