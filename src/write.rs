@@ -114,6 +114,25 @@ impl<E: Send + 'static> Writer<E> {
         events: Events<E>,
         started: telemetry::Started,
     ) -> Result<Appended> {
+        let (ticket, cmd) = match self.now(stream, expected, events, Queued::Waiting)? {
+            Now::Done(done) => return acknowledged(done, started),
+            Now::Queue(ticket, cmd) => (ticket, cmd),
+        };
+        self.enqueue(cmd, true).map_err(Refused::into_error)?;
+        self.drain.queued(Queued::Waiting);
+        self.wait(ticket, started)
+    }
+
+    /// Sequences an append on this thread if nobody sequences and nothing
+    /// is queued (see [`Drain::sequence_now`]); else the command to queue,
+    /// with its ticket.
+    fn now(
+        &self,
+        stream: StreamId,
+        expected: Expected,
+        events: Events<E>,
+        by: Queued,
+    ) -> Result<Now<E>> {
         let cmd = AppendCmd {
             stream,
             expected,
@@ -123,16 +142,13 @@ impl<E: Send + 'static> Writer<E> {
         let cmd = {
             // Held while sequencing: shutdown waits for it.
             let _pass = self.gate.enter().map_err(|_| Error::Closed)?;
-            match self.drain.sequence_now(cmd) {
-                Ok(done) => return acknowledged(done, started),
+            match self.drain.sequence_now(cmd, by) {
+                Ok(done) => return Ok(Now::Done(done)),
                 Err(cmd) => cmd,
             }
         };
         let (ticket, reply) = Ticket::pair();
-        let cmd = AppendCmd { reply, ..cmd };
-        self.enqueue(cmd, true).map_err(Refused::into_error)?;
-        self.drain.queued(Queued::Waiting);
-        self.wait(ticket, started)
+        Ok(Now::Queue(ticket, AppendCmd { reply, ..cmd }))
     }
 
     /// Waits for a ticket, sequencing whenever nobody else does.
@@ -275,7 +291,12 @@ impl<E: Send + 'static> Writer<E> {
         events: Events<E>,
     ) -> Result<Appended> {
         let started = telemetry::start();
-        let (ticket, cmd) = command(stream, expected, events);
+        // In memory, an async task sequences its append itself when nobody
+        // does: no queue, no ticket, no waker.
+        let (ticket, cmd) = match self.now(stream, expected, events, Queued::Async)? {
+            Now::Done(done) => return acknowledged(done, started),
+            Now::Queue(ticket, cmd) => (ticket, cmd),
+        };
         match self.enqueue(cmd, false) {
             Ok(()) => {}
             Err(Refused::Full(cmd)) => {
@@ -294,11 +315,7 @@ impl<E: Send + 'static> Writer<E> {
             Err(refused) => return Err(refused.into_error()),
         }
         self.drain.queued(Queued::Async);
-        let done = ticket.await;
-        if done.is_ok() {
-            telemetry::acknowledged(started);
-        }
-        done
+        acknowledged(ticket.await, started)
     }
 
     fn stamp(&self, mut event: NewEvent<E>) -> NewEvent<E> {
@@ -390,6 +407,12 @@ fn command<E>(stream: StreamId, expected: Expected, events: Events<E>) -> (Ticke
         reply,
     };
     (ticket, cmd)
+}
+
+/// What [`Writer::now`] did: sequenced the append, or left it to queue.
+enum Now<E> {
+    Done(Result<Appended>),
+    Queue(Ticket, AppendCmd<E>),
 }
 
 /// Why a command did not enter the queue.

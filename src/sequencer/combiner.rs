@@ -388,10 +388,19 @@ impl<E: Event> Combiner<E> {
 }
 
 impl<E: Event> Drain<E> for Combiner<E> {
-    fn sequence_now(&self, cmd: AppendCmd<E>) -> Result<Result<Appended>, AppendCmd<E>> {
+    fn sequence_now(
+        &self,
+        cmd: AppendCmd<E>,
+        by: Queued,
+    ) -> Result<Result<Appended>, AppendCmd<E>> {
         // Only with nothing queued: commands queued before it go first, and
         // a writer with a queue ahead of it joins the queue.
-        if self.mode != Sequencing::Combining || !self.queue.is_empty() {
+        let here = match by {
+            Queued::Waiting => true,
+            Queued::Async => !self.durable,
+            Queued::Submitted => false,
+        };
+        if self.mode != Sequencing::Combining || !here || !self.queue.is_empty() {
             return Err(cmd);
         }
         let Some(mut sequencer) = self.role.try_take() else {
