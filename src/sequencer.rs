@@ -30,6 +30,10 @@ use dedupe::Dedupe;
 use shared::Undo;
 use versions::Versions;
 
+/// The largest records vector a one-event batch leaves for the next (which
+/// may store it as it is, spare room and all).
+const REUSED_RECORDS: usize = 64;
+
 /// What every event of a batch is stamped with.
 struct Stamp {
     /// The batch's time (never before the last batch's).
@@ -246,8 +250,9 @@ impl<E: Event> Sequencer<E> {
             cmds.push(cmd);
         }
         let emptied = queued == 0;
+        // Within `max_batch`, as a queued append would be.
         let back = match own {
-            Some(cmd) if emptied => {
+            Some(cmd) if emptied && events < self.max_batch => {
                 cmds.push(cmd);
                 None
             }
@@ -403,8 +408,11 @@ impl<E: Event> Sequencer<E> {
             }
             let mut records = records;
             let batch: Batch<E> = Arc::new(BatchEvents::take(&mut records));
-            // A one-event batch left the vector: the next batch reuses it.
-            self.records = records;
+            // A one-event batch left the vector: the next batch reuses it
+            // (unless it was sized for many, which would then be stored).
+            if records.capacity() <= REUSED_RECORDS {
+                self.records = records;
+            }
             self.shared.log.append(&batch);
             for view in &mut self.views {
                 view.publish(&batch);

@@ -166,3 +166,50 @@ fn an_append_retried_with_the_same_id_is_written_once() {
     assert_ne!(forgotten.position, first.position);
     assert_eq!(rt.log().head(), Position(8));
 }
+
+/// A writer's append follows its own submits, whether it is sequenced on
+/// its thread at once (nothing queued, nobody sequencing) or queued behind
+/// them; and each append's answer is its own, though the writer that
+/// sequences it takes the answer from the sequencer rather than a ticket.
+#[test]
+fn an_append_lands_after_the_same_writers_submits_and_gets_its_own_answer() {
+    for sequencing in [rwlog::Sequencing::Combining, rwlog::Sequencing::Thread] {
+        let rt = Runtime::<Add>::builder()
+            .sequencing(sequencing)
+            .build()
+            .unwrap();
+        let handles: Vec<_> = (0..3u64)
+            .map(|t| {
+                let w = rt.writer();
+                thread::spawn(move || {
+                    let stream = format!("w{t}");
+                    let mut acks = Vec::new();
+                    for round in 0..300u64 {
+                        // 0 to 3 submits, then an append, all to this
+                        // writer's stream.
+                        let tickets: Vec<_> = (0..round % 4)
+                            .map(|k| w.submit(stream.as_str(), add(k, 1)).unwrap())
+                            .collect();
+                        let key = 1_000_000 + t * 1_000 + round;
+                        let ack = w.append(stream.as_str(), add(key, 2)).unwrap();
+                        for ticket in tickets {
+                            let submitted = ticket.wait().unwrap();
+                            assert!(submitted.position < ack.position, "{sequencing:?}");
+                            assert!(submitted.version < ack.version, "{sequencing:?}");
+                        }
+                        acks.push((ack, key));
+                    }
+                    acks
+                })
+            })
+            .collect();
+        for h in handles {
+            for (ack, key) in h.join().unwrap() {
+                let found = rt.log().get(ack.position).expect("in the log");
+                assert_eq!(found.payload().key, key, "the answer names its own event");
+                assert_eq!(found.version(), ack.version);
+            }
+        }
+        rt.shutdown().unwrap();
+    }
+}

@@ -168,7 +168,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         name: "replay",
         threads: "1",
         work: Work::Replay,
-        contenders: vec![(Kind::Rwlog, "rwlog view_at(head), no snapshots")],
+        contenders: vec![(Kind::Rwlog, "rwlog view_at(head - 1), no snapshots")],
     });
     for (name, shards, label) in [
         (
