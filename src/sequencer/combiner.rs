@@ -1,15 +1,17 @@
 //! The sequencer role, and who takes it.
 //!
 //! The sequencer's state sits behind one flag that nobody waits on: whoever
-//! takes it holds the role and sequences batches from the queue; everyone
-//! else leaves their command in the queue and goes on. With
-//! [`Sequencing::Combining`] a writer that queued a command takes the role
-//! if it is free and sequences its own command and everyone else's (flat
-//! combining: no thread hand-off per append). With [`Sequencing::Thread`]
+//! takes it holds the role and sequences batches from the queue; everyone else
+//! leaves their command in the queue and goes on. With
+//! [`Sequencing::Combining`] a writer that queued a command takes the role if
+//! it is free and sequences its own command and everyone else's (flat
+//! combining: no thread hand-off per append); a writer about to wait for its
+//! append that finds the role free and nothing queued sequences it without
+//! queueing it at all ([`Drain::sequence_now`]). With [`Sequencing::Thread`]
 //! only the sequencer thread takes it. The thread exists in both modes: it
-//! takes over when a writer hands the role on, sequences the appends of
-//! async tasks (which never sync a file on an executor's thread), and drains
-//! the queue at shutdown.
+//! takes over when a writer hands the role on, sequences the appends of async
+//! tasks (which never sync a file on an executor's thread), and drains the
+//! queue at shutdown.
 //!
 //! No command is ever stranded in the queue. A writer queues its command
 //! and then looks at the role; a holder releases the role and then looks at
@@ -37,14 +39,15 @@ use super::{Ran, Sequencer};
 pub enum Sequencing {
     /// A writer that queues an append and finds nobody sequencing does it
     /// itself, for its append and every other queued one: an acknowledged
-    /// append costs no thread hand-off, and a writer thread never waits for
-    /// a sequencer thread to get a core. A submitting writer leaves up to 64
-    /// appends queued, to be sequenced as one batch. The sequencer thread
-    /// only takes over from a writer that has sequenced a bounded number of
-    /// batches, sequences what writers left queued after a millisecond, and
-    /// sequences async tasks' appends to a durable log (an executor's thread
-    /// never syncs a file; in memory, async tasks sequence too). Views are
-    /// applied on the writers' threads. The default.
+    /// append costs no thread hand-off, and a writer thread never waits for a
+    /// sequencer thread to get a core. An `append` that finds nobody sequencing
+    /// and nothing queued skips the queue and its ticket. A submitting writer
+    /// leaves up to 64 appends queued, to be sequenced as one batch. The
+    /// sequencer thread only takes over from a writer that has sequenced a
+    /// bounded number of batches, sequences what writers left queued after a
+    /// millisecond, and sequences async tasks' appends to a durable log (an
+    /// executor's thread never syncs a file; in memory, async tasks sequence
+    /// too). Views are applied on the writers' threads. The default.
     #[default]
     Combining,
     /// A dedicated thread sequences every append; writers only queue their
