@@ -133,6 +133,10 @@ impl<E: Send + 'static> Writer<E> {
         events: Events<E>,
         by: Queued,
     ) -> Result<Now<E>> {
+        if !self.drain.may_sequence_now(by) {
+            let (ticket, cmd) = command(stream, expected, events);
+            return Ok(Now::Queue(ticket, cmd));
+        }
         let cmd = AppendCmd {
             stream,
             expected,

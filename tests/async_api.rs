@@ -100,3 +100,64 @@ async fn a_stream_and_an_iterator_are_one_cursor() {
     let mut sub = stream.into_blocking();
     assert_eq!(sub.next().map(|e| e.position()), Some(Position(3)));
 }
+
+/// An event a durable log can store.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Tick(u64);
+
+impl rwlog::Event for Tick {}
+
+/// Where a view's `apply` ran: the thread that sequenced the batch, which
+/// is also the one that synced it to a durable log.
+#[derive(Clone, Default)]
+struct Threads(std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
+
+impl rwlog::View<Tick> for Threads {
+    fn apply(&mut self, _: &rwlog::Recorded<Tick>) {
+        self.0.lock().unwrap().push(std::thread::current().id());
+    }
+}
+
+/// An executor's thread never syncs a file: an async append to a durable
+/// log is sequenced (written, synced, applied) on rwlog's thread, while in
+/// memory the task sequences its own append when nobody else does.
+#[test]
+fn an_async_append_is_sequenced_on_the_task_only_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    for durable in [true, false] {
+        let seen = Threads::default();
+        let mut builder = Runtime::<Tick>::builder().view("threads", seen.clone());
+        if durable {
+            builder = builder.storage(rwlog::Storage::dir(dir.path()));
+        }
+        let rt = builder.build().unwrap();
+        let executor = std::thread::current().id();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let w = rt.writer();
+                for i in 0..50 {
+                    w.append_async("s", Tick(i)).await.unwrap();
+                }
+            });
+        // Every copy of the view (the published one and its spare) shares
+        // the list: each event is applied to both, on the sequencing thread.
+        let threads = seen.0.lock().unwrap().clone();
+        assert!(threads.len() >= 50);
+        let on_executor = threads.iter().filter(|&&t| t == executor).count();
+        if durable {
+            assert_eq!(
+                on_executor, 0,
+                "a durable batch was sequenced on the executor"
+            );
+        } else {
+            assert_eq!(
+                on_executor,
+                threads.len(),
+                "an idle in-memory append is sequenced on its task"
+            );
+        }
+        rt.shutdown().unwrap();
+    }
+}

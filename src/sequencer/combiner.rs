@@ -391,6 +391,15 @@ impl<E: Event> Combiner<E> {
 }
 
 impl<E: Event> Drain<E> for Combiner<E> {
+    fn may_sequence_now(&self, by: Queued) -> bool {
+        let here = match by {
+            Queued::Waiting => true,
+            Queued::Async => !self.durable,
+            Queued::Submitted => false,
+        };
+        self.mode == Sequencing::Combining && here
+    }
+
     fn sequence_now(
         &self,
         cmd: AppendCmd<E>,
@@ -398,12 +407,7 @@ impl<E: Event> Drain<E> for Combiner<E> {
     ) -> Result<Result<Appended>, AppendCmd<E>> {
         // Only with nothing queued: commands queued before it go first, and
         // a writer with a queue ahead of it joins the queue.
-        let here = match by {
-            Queued::Waiting => true,
-            Queued::Async => !self.durable,
-            Queued::Submitted => false,
-        };
-        if self.mode != Sequencing::Combining || !here || !self.queue.is_empty() {
+        if !self.may_sequence_now(by) || !self.queue.is_empty() {
             return Err(cmd);
         }
         let Some(mut sequencer) = self.role.try_take() else {

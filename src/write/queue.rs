@@ -80,6 +80,11 @@ pub(crate) trait Drain<E>: Send + Sync {
         by: Queued,
     ) -> std::result::Result<Result<Appended>, AppendCmd<E>>;
 
+    /// Whether [`sequence_now`](Drain::sequence_now) may sequence a command
+    /// queued `by` at all (the mode and the log allow it), so a writer whose
+    /// command could only come back queues it directly.
+    fn may_sequence_now(&self, by: Queued) -> bool;
+
     /// A command entered the queue.
     fn queued(&self, by: Queued);
 
