@@ -369,13 +369,12 @@ impl<E> BatchEvents<E> {
     /// The batch of `records`: inline if it is one event (the vector stays
     /// with the caller, for reuse), else the vector itself.
     pub(crate) fn take(records: &mut Vec<Recorded<E>>) -> BatchEvents<E> {
-        match (records.len(), records.pop()) {
-            (1, Some(one)) => BatchEvents::One(one),
-            (_, last) => {
-                records.extend(last);
-                BatchEvents::Many(std::mem::take(records))
+        if records.len() == 1 {
+            if let Some(one) = records.pop() {
+                return BatchEvents::One(one);
             }
         }
+        BatchEvents::Many(std::mem::take(records))
     }
 }
 

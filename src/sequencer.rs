@@ -222,16 +222,11 @@ impl<E: Event> Sequencer<E> {
     }
 
     /// Takes commands from the queue, up to `max_batch` events (an append
-    /// is never split), and sequences them as one batch.
-    pub(crate) fn run_batch(&mut self, rx: &Receiver<AppendCmd<E>>) -> Ran {
-        self.run_batch_with(rx, None).0
-    }
-
-    /// [`run_batch`](Self::run_batch), with the caller's own command last in
-    /// the batch if everything queued fits before it (so it follows every
-    /// command queued before it, as if it had been queued); else the
+    /// is never split), and sequences them as one batch; with the caller's
+    /// own command last if everything queued fits before it (so it follows
+    /// every command queued before it, as if it had been queued), else the
     /// command comes back unsequenced.
-    pub(crate) fn run_batch_with(
+    pub(crate) fn run_batch(
         &mut self,
         rx: &Receiver<AppendCmd<E>>,
         own: Option<AppendCmd<E>>,

@@ -18,7 +18,7 @@
 
 #[cfg(not(loom))]
 #[path = "sync/queue.rs"]
-pub(crate) mod queue;
+pub(crate) mod channel;
 
 #[cfg(not(loom))]
 mod imp {
@@ -76,8 +76,6 @@ mod imp {
             }
         }
     }
-
-    pub(crate) use super::queue as channel;
 
     /// Gives up the rest of this thread's time slice (spin loops call this).
     pub(crate) fn yield_now() {

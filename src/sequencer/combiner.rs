@@ -248,35 +248,27 @@ impl<E: Event> Combiner<E> {
         true
     }
 
-    /// A batch with the caller's command (with an own reply) last; see
-    /// [`Sequencer::run_batch_with`]. Its answer, or the command back.
+    /// One batch.
+    fn batch(&self, sequencer: &mut Sequencer<E>) -> Ran {
+        self.batch_with(sequencer, None).0
+    }
+
+    /// One batch, with the caller's command (with an own reply) last if it
+    /// fits (see [`Sequencer::run_batch`]), else the command back. A panic
+    /// in the sequencer (a bug of rwlog's) fails it for good rather than
+    /// unwinding into a writer with the role held.
     fn batch_with(
         &self,
         sequencer: &mut Sequencer<E>,
-        own: AppendCmd<E>,
-    ) -> Result<Result<Appended>, AppendCmd<E>> {
-        match sync::catch_unwind(|| sequencer.run_batch_with(&self.queue, Some(own))) {
-            Ok((_, Some(back))) => return Err(back),
-            Ok((_, None)) => {}
+        own: Option<AppendCmd<E>>,
+    ) -> (Ran, Option<AppendCmd<E>>) {
+        match sync::catch_unwind(|| sequencer.run_batch(&self.queue, own)) {
+            Ok(done) => done,
             Err(payload) => {
                 let message = sync::panic_message(&*payload);
                 tracing::error!(%message, "the sequencer panicked; the runtime takes no more appends");
                 sequencer.fail_panicked(message);
-            }
-        }
-        Ok(sequencer.take_own())
-    }
-
-    /// One batch; a panic in the sequencer (a bug of rwlog's) fails it for
-    /// good rather than unwinding into a writer with the role held.
-    fn batch(&self, sequencer: &mut Sequencer<E>) -> Ran {
-        match sync::catch_unwind(|| sequencer.run_batch(&self.queue)) {
-            Ok(ran) => ran,
-            Err(payload) => {
-                let message = sync::panic_message(&*payload);
-                tracing::error!(%message, "the sequencer panicked; the runtime takes no more appends");
-                sequencer.fail_panicked(message);
-                Ran::Full
+                (Ran::Full, None)
             }
         }
     }
@@ -413,7 +405,10 @@ impl<E: Event> Drain<E> for Combiner<E> {
         let Some(mut sequencer) = self.role.try_take() else {
             return Err(cmd);
         };
-        let back = self.batch_with(&mut sequencer, cmd);
+        let back = match self.batch_with(&mut sequencer, Some(cmd)) {
+            (_, Some(cmd)) => Err(cmd),
+            (_, None) => Ok(sequencer.take_own()),
+        };
         drop(sequencer);
         if self.look_again(false) {
             self.session(WRITER_ROUNDS - 1);

@@ -72,6 +72,7 @@ pub(crate) trait Drain<E>: Send + Sync {
     /// ahead of it (so no thread hand-off and no trip through the queue).
     /// The command (with an [`own`](Reply::own) reply) comes back if it
     /// must be queued instead.
+    ///
     /// `by` is `Waiting` or `Async` (an async task sequences only in memory:
     /// it never syncs a file on an executor's thread).
     fn sequence_now(
