@@ -72,6 +72,21 @@ fn local(schema: &Schema, dir: &Path) -> rwlog::Result<Runtime<Moved>> {
         .build()
 }
 
+/// A process of the shared log `name`, with a local directory, appended
+/// `events` events and stopped: the schema and the directory (`None` when
+/// no server answers, after one printed line).
+fn ran(name: &str, events: u32) -> Option<(Schema, tempfile::TempDir)> {
+    if !pg::available() {
+        return None;
+    }
+    let schema = Schema::new(name);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = local(&schema, dir.path()).unwrap();
+    append(&rt, events, 1);
+    rt.shutdown().unwrap();
+    Some((schema, dir))
+}
+
 fn whole(schema: &Schema) -> Runtime<Moved> {
     Runtime::<Moved>::builder()
         .storage(schema.storage())
@@ -119,15 +134,9 @@ fn restore_to(schema: &Schema, head: i64) {
 /// decodes. The view is rebuilt from the whole log.
 #[test]
 fn a_view_whose_snapshot_does_not_decode_is_rebuilt_not_refused() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("review_decode", 1_500) else {
         return;
-    }
-    let schema = Schema::new("review_decode");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 1_500, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     let open_v2 = || {
         Runtime::<Moved>::builder()
             .storage(schema.storage().local_dir(dir.path()))
@@ -148,15 +157,9 @@ fn a_view_whose_snapshot_does_not_decode_is_rebuilt_not_refused() {
 /// database no longer has.
 #[test]
 fn a_restart_point_of_a_history_the_database_lost_is_not_used() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("review_diverged", 1_200) else {
         return;
-    }
-    let schema = Schema::new("review_diverged");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 1_200, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     restore_to(&schema, 500);
     let other = whole(&schema);
     append(&other, 800, 7);
@@ -181,15 +184,9 @@ fn a_restart_point_of_a_history_the_database_lost_is_not_used() {
 /// the process reads the whole log.
 #[test]
 fn a_restart_point_that_is_not_a_batch_boundary_falls_back() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("review_boundary", 1_200) else {
         return;
-    }
-    let schema = Schema::new("review_boundary");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 1_200, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     restore_to(&schema, 500);
     let other = whole(&schema);
     // Batches of 3 from 501: one holds 999..=1001.
@@ -310,15 +307,9 @@ fn a_lagging_projection_checkpoint_keeps_the_whole_log() {
 /// its snapshots: no restart point is written where no snapshot is.
 #[test]
 fn a_restart_point_is_written_where_the_views_have_no_snapshot() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("review_cadence", 1_200) else {
         return;
-    }
-    let schema = Schema::new("review_cadence");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 1_200, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     let rt = Runtime::<Moved>::builder()
         .storage(schema.storage().local_dir(dir.path()))
         .persisted_view("balances", Balances::default())
@@ -340,15 +331,9 @@ fn a_restart_point_is_written_where_the_views_have_no_snapshot() {
 
 #[test]
 fn a_restart_reads_only_the_tail_and_ends_where_a_whole_read_does() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("restart", 3_500) else {
         return;
-    }
-    let schema = Schema::new("restart");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 3_500, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     // Another process appends while this one is down.
     let other = whole(&schema);
     append(&other, 700, 1);
@@ -426,15 +411,9 @@ fn a_restart_reads_only_the_tail_and_ends_where_a_whole_read_does() {
 
 #[test]
 fn without_a_usable_snapshot_the_whole_log_is_read() {
-    if !pg::available() {
+    let Some((schema, dir)) = ran("restart_fallback", 2_500) else {
         return;
-    }
-    let schema = Schema::new("restart_fallback");
-    let dir = tempfile::tempdir().unwrap();
-    let rt = local(&schema, dir.path()).unwrap();
-    append(&rt, 2_500, 1);
-    rt.shutdown().unwrap();
-    drop(rt);
+    };
     // Damage the newest snapshot: the process reads everything instead.
     let snaps = dir.path().join("snapshots").join("balances");
     let mut files: Vec<_> = std::fs::read_dir(&snaps)
