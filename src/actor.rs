@@ -66,7 +66,7 @@ struct Envelope<A: Aggregate> {
 
 /// Command statuses, kept for a bounded time and number.
 struct Statuses {
-    map: HashMap<Uuid, (CommandStatus, Instant)>,
+    map: HashMap<Uuid, (CommandStatus, Instant), foldhash::fast::RandomState>,
     order: VecDeque<(Uuid, Instant)>,
     keep_for: Duration,
     max: usize,
@@ -74,9 +74,16 @@ struct Statuses {
 
 impl Statuses {
     fn set(&mut self, id: Uuid, status: CommandStatus) {
+        self.set_all([(id, status)]);
+    }
+
+    /// Sets several statuses at one instant (one clock read, one expiry).
+    fn set_all(&mut self, statuses: impl IntoIterator<Item = (Uuid, CommandStatus)>) {
         let now = Instant::now();
-        if self.map.insert(id, (status, now)).is_none() {
-            self.order.push_back((id, now));
+        for (id, status) in statuses {
+            if self.map.insert(id, (status, now)).is_none() {
+                self.order.push_back((id, now));
+            }
         }
         while let Some(&(old, at)) = self.order.front() {
             if self.order.len() <= self.max && now.duration_since(at) < self.keep_for {
@@ -178,7 +185,7 @@ impl<A: Aggregate> Actors<A> {
             }
         };
         let statuses = Arc::new(Mutex::new(Statuses {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             keep_for: options.status_for,
             max: options.max_statuses.max(1),

@@ -301,9 +301,54 @@ impl<E: Send + 'static> Writer<E> {
             Now::Done(done) => return acknowledged(done, started),
             Now::Queue(ticket, cmd) => (ticket, cmd),
         };
+        self.enqueue_async(cmd).await?;
+        self.drain.queued(Queued::Async);
+        acknowledged(ticket.await, started)
+    }
+
+    /// Appends to several streams from async code, each append checked
+    /// (expected version, size) and acknowledged on its own, not atomic
+    /// together: all are queued first and then sequenced, in memory usually
+    /// in one batch on this task, so a caller with many appends pays for one
+    /// batch rather than one each. The answers come in the order given.
+    #[cfg(feature = "async")]
+    pub(crate) async fn append_each_async(
+        &self,
+        appends: Vec<(StreamId, Expected, Vec<NewEvent<E>>)>,
+    ) -> Vec<Result<Appended>> {
+        let started = telemetry::start();
+        let mut tickets = Vec::with_capacity(appends.len());
+        for (stream, expected, events) in appends {
+            let queued = match self.collect(events) {
+                Ok(events) => {
+                    let (ticket, cmd) = command(stream, expected, events);
+                    self.enqueue_async(cmd).await.map(|()| ticket)
+                }
+                Err(e) => Err(e),
+            };
+            tickets.push(queued);
+        }
+        self.drain.queued(Queued::Async);
+        let mut answers = Vec::with_capacity(tickets.len());
+        for queued in tickets {
+            answers.push(match queued {
+                Ok(ticket) => acknowledged(ticket.await, started),
+                Err(e) => Err(e),
+            });
+        }
+        answers
+    }
+
+    /// Queues a command from async code; when the queue is full, waits for
+    /// room on tokio's blocking pool (or, outside a tokio runtime, on the
+    /// calling thread).
+    #[cfg(feature = "async")]
+    async fn enqueue_async(&self, cmd: AppendCmd<E>) -> Result<()> {
         match self.enqueue(cmd, false) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(Refused::Full(cmd)) => {
+                // Whatever this caller queued before is taken first.
+                self.drain.queued(Queued::Async);
                 // Waiting for room may mean sequencing (and syncing a file):
                 // not on an executor's thread.
                 let writer = self.clone();
@@ -312,14 +357,12 @@ impl<E: Send + 'static> Writer<E> {
                     Ok(handle) => handle
                         .spawn_blocking(send)
                         .await
-                        .map_err(|_| Error::Closed)??,
-                    Err(_) => send()?,
+                        .map_err(|_| Error::Closed)?,
+                    Err(_) => send(),
                 }
             }
-            Err(refused) => return Err(refused.into_error()),
+            Err(refused) => Err(refused.into_error()),
         }
-        self.drain.queued(Queued::Async);
-        acknowledged(ticket.await, started)
     }
 
     fn stamp(&self, mut event: NewEvent<E>) -> NewEvent<E> {

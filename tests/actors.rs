@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rwlog::testing::AggregateTest;
 use rwlog::{ActorOptions, Aggregate, CommandError, CommandStatus, Event, Position, Runtime};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Counter {
     /// The count went from `to - 1` to `to`: a lost update would repeat a `to`.
     Incremented { to: u64 },
@@ -262,4 +262,181 @@ fn a_panicking_command_fails_alone_and_its_shard_goes_on() {
             .unwrap();
         assert_eq!(other.unwrap().version, 1);
     });
+}
+
+/// Submits `commands` to one shard before its actor runs (on a current-thread
+/// runtime, nothing else runs until this task waits), so the actor finds
+/// them all in its mailbox at once; returns their outcomes in order.
+async fn all_at_once<A: Aggregate>(
+    actors: &rwlog::Actors<A>,
+    commands: Vec<(&str, A::Command)>,
+) -> Vec<Result<rwlog::Done, CommandError<A::Error>>> {
+    let mut submitted = Vec::new();
+    for (stream, command) in commands {
+        submitted.push(actors.submit(stream, command).await.unwrap());
+    }
+    let mut outcomes = Vec::new();
+    for s in submitted {
+        outcomes.push(s.await);
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn commands_waiting_for_distinct_streams_are_appended_in_one_batch() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Count>(1).unwrap();
+    let streams: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+    let commands = streams
+        .iter()
+        .map(|s| (s.as_str(), Cmd::Increment))
+        .collect();
+    let outcomes = all_at_once(&actors, commands).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let done = outcome.as_ref().unwrap();
+        assert_eq!(done.version, 1);
+        assert_eq!(
+            done.position,
+            Some(Position(i as u64 + 1)),
+            "in mailbox order"
+        );
+    }
+    let stats = rt.stats();
+    assert_eq!(
+        (stats.appended, stats.batches),
+        (50, 1),
+        "one batch for the group"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_command_waiting_behind_one_for_its_stream_is_decided_on_what_that_one_appended() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    // No retries: a command decided on a stale state would conflict and fail.
+    let options = ActorOptions {
+        retries: 0,
+        ..ActorOptions::default()
+    };
+    let actors = rt.actors_with::<Count>(1, options).unwrap();
+    // c, d, c, d, …: each group is cut where a stream repeats.
+    let commands = (0..10)
+        .map(|i| (if i % 2 == 0 { "c" } else { "d" }, Cmd::IncrementBelow(4)))
+        .collect();
+    let outcomes = all_at_once(&actors, commands).await;
+    let versions: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.as_ref().map(|d| d.version).map_err(|e| e.to_string()))
+        .collect();
+    for (i, v) in versions.iter().enumerate() {
+        match i / 2 {
+            0..=2 => assert_eq!(v, &Ok(i as u64 / 2 + 1), "{versions:?}"),
+            _ => assert!(
+                v.as_ref().is_err_and(|e| e.contains("would reach 4")),
+                "{versions:?}"
+            ),
+        }
+    }
+    assert_eq!(rt.log().stream_version("c"), 3);
+    assert_eq!(rt.log().stream_version("d"), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_conflict_in_a_group_is_retried_alone() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Count>(1).unwrap();
+    actors.send("c", Cmd::Increment).await.unwrap();
+    // Someone else writes c behind the actor's back.
+    rt.writer()
+        .append("c", Counter::Incremented { to: 2 })
+        .unwrap();
+    let commands = vec![
+        ("d", Cmd::Increment),
+        ("c", Cmd::Increment),
+        ("e", Cmd::Increment),
+    ];
+    let outcomes = all_at_once(&actors, commands).await;
+    let versions: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.as_ref().unwrap().version)
+        .collect();
+    assert_eq!(versions, [1, 3, 1]);
+    let c = outcomes[1].as_ref().unwrap();
+    let last = rt.log().get(c.position.unwrap()).unwrap();
+    assert_eq!(
+        last.payload(),
+        &Counter::Incremented { to: 3 },
+        "retried on the reloaded state"
+    );
+    assert_eq!(rt.log().stream_version("c"), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_conflict_in_a_group_counts_as_an_attempt() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let options = ActorOptions {
+        retries: 0,
+        ..ActorOptions::default()
+    };
+    let actors = rt.actors_with::<Count>(1, options).unwrap();
+    actors.send("c", Cmd::Increment).await.unwrap();
+    rt.writer()
+        .append("c", Counter::Incremented { to: 2 })
+        .unwrap();
+    let outcomes = all_at_once(&actors, vec![("c", Cmd::Increment), ("d", Cmd::Increment)]).await;
+    assert!(
+        matches!(outcomes[0], Err(CommandError::Conflict { attempts: 1 })),
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1].as_ref().unwrap().version, 1);
+    assert_eq!(rt.log().stream_version("c"), 2, "nothing was appended to c");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_command_in_a_group_fails_alone() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Touchy>(1).unwrap();
+    let commands = vec![("a", Poke::Fine), ("b", Poke::Boom), ("c", Poke::Fine)];
+    let outcomes = all_at_once(&actors, commands).await;
+    assert_eq!(outcomes[0].as_ref().unwrap().version, 1);
+    assert!(matches!(&outcomes[1], Err(CommandError::Panicked(m)) if m.contains("a bug")));
+    assert_eq!(outcomes[2].as_ref().unwrap().version, 1);
+    assert_eq!(
+        rt.log().stream_version("b"),
+        0,
+        "the panicking command appended nothing"
+    );
+    assert_eq!(actors.send("b", Poke::Fine).await.unwrap().version, 1);
+}
+
+#[cfg(feature = "durable")]
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_durable_log_a_group_of_commands_is_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::<Counter>::builder()
+        .storage(rwlog::Storage::dir(dir.path()).durability(rwlog::Durability::Fsync))
+        .build()
+        .unwrap();
+    let actors = rt.actors::<Count>(1).unwrap();
+    let streams: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    let commands = streams
+        .iter()
+        .map(|s| (s.as_str(), Cmd::Increment))
+        .collect();
+    for outcome in all_at_once(&actors, commands).await {
+        assert_eq!(outcome.unwrap().version, 1);
+    }
+    let stats = rt.stats();
+    assert_eq!((stats.appended, stats.batches), (20, 1));
+    drop(actors);
+    rt.shutdown().unwrap();
+    let reopened = Runtime::<Counter>::builder()
+        .storage(rwlog::Storage::dir(dir.path()))
+        .build()
+        .unwrap();
+    assert_eq!(
+        reopened.head(),
+        Position(20),
+        "every acknowledged command is on disk"
+    );
 }

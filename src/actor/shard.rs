@@ -1,7 +1,7 @@
 //! One actor of a shard: owns the aggregates of its streams and runs their
 //! commands one at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use crate::event::{Event, Metadata, NewEvent};
 use crate::log::Log;
 use crate::position::{Expected, StreamId};
 use crate::sync::{Arc, Mutex};
-use crate::write::Writer;
+use crate::write::{Appended, Writer};
 
 /// Reads a stream's events, without the runtime's other parts.
 pub(crate) trait StreamSource<E>: Send + Sync {
@@ -30,6 +30,20 @@ impl<E: Event + Clone> StreamSource<E> for crate::hub::Hub<E> {
     }
 }
 
+/// The most commands an actor takes from its mailbox at once.
+const GROUP: usize = 256;
+
+/// A command's outcome.
+type Outcome<A> = Result<Done, CommandError<<A as Aggregate>::Error>>;
+
+/// What a command decided against its aggregate.
+enum Decision<A: Aggregate> {
+    /// Append these events, expecting the stream at this version.
+    Append(Vec<A::Event>, u64),
+    /// Nothing to append: the command's outcome.
+    Finished(Outcome<A>),
+}
+
 /// One actor: owns the aggregates of its streams.
 pub(super) struct Actor<A: Aggregate> {
     pub(super) writer: Writer<A::Event>,
@@ -40,46 +54,116 @@ pub(super) struct Actor<A: Aggregate> {
 }
 
 impl<A: Aggregate> Actor<A> {
+    /// Takes the commands waiting in the mailbox a group at a time: every
+    /// command of a group is decided, then their appends are sequenced
+    /// together (one batch, not one each), then every command is answered.
+    /// A group never holds two commands for one stream, so each command is
+    /// decided on the state its stream's previous command left.
     pub(super) async fn run(mut self, mut mailbox: mpsc::Receiver<Envelope<A>>) {
-        while let Some(envelope) = mailbox.recv().await {
-            let Envelope {
-                id,
-                correlation,
-                stream,
-                command,
-                reply,
-            } = envelope;
-            self.set_status(id, CommandStatus::Processing);
-            let outcome = self.handle_caught(id, correlation, stream, command).await;
-            let status = match &outcome {
-                Ok(done) => CommandStatus::Completed(*done),
-                Err(e) => CommandStatus::Failed(e.to_string()),
+        let mut waiting = VecDeque::new();
+        loop {
+            if waiting.is_empty() {
+                match mailbox.recv().await {
+                    Some(envelope) => waiting.push_back(envelope),
+                    None => return,
+                }
+            }
+            while waiting.len() < GROUP {
+                match mailbox.try_recv() {
+                    Ok(envelope) => waiting.push_back(envelope),
+                    Err(_) => break,
+                }
+            }
+            let group = take_group(&mut waiting);
+            self.run_group(group).await;
+        }
+    }
+
+    async fn run_group(&mut self, group: Vec<Envelope<A>>) {
+        self.statuses
+            .lock()
+            .set_all(group.iter().map(|e| (e.id, CommandStatus::Processing)));
+        let mut answered = Vec::with_capacity(group.len());
+        if group.len() == 1 {
+            for mut e in group {
+                let outcome = self.handle_caught(&mut e, 1).await;
+                answered.push((e, outcome));
+            }
+            return self.answer(answered);
+        }
+        let mut appending = Vec::with_capacity(group.len());
+        for e in group {
+            match self.caught(&e, |actor| actor.decide(e.id, &e.stream, &e.command)) {
+                Ok(Decision::Append(events, version)) => appending.push((e, events, version)),
+                Ok(Decision::Finished(outcome)) => answered.push((e, outcome)),
+                Err(panicked) => answered.push((e, Err(panicked))),
+            }
+        }
+        let appends = appending
+            .iter()
+            .map(|(e, events, version)| {
+                let events = new_events(events, e.id, e.correlation);
+                (e.stream.clone(), Expected::Exact(*version), events)
+            })
+            .collect();
+        let results = self.writer.append_each_async(appends).await;
+        for ((mut e, events, _), result) in appending.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(ack) => self
+                    .caught(&e, |actor| actor.applied(e.id, &e.stream, &events, ack))
+                    .and_then(|done| done),
+                Err(Error::Conflict { .. }) => {
+                    self.reload(&e.stream, 1);
+                    self.handle_caught(&mut e, 2).await
+                }
+                Err(error) => Err(CommandError::Runtime(error)),
             };
-            self.set_status(id, status);
-            if let Some(reply) = reply {
+            answered.push((e, outcome));
+        }
+        self.answer(answered);
+    }
+
+    /// Records every command's final status, then replies to each.
+    fn answer(&self, answered: Vec<(Envelope<A>, Outcome<A>)>) {
+        self.statuses
+            .lock()
+            .set_all(answered.iter().map(|(e, outcome)| {
+                let status = match outcome {
+                    Ok(done) => CommandStatus::Completed(*done),
+                    Err(error) => CommandStatus::Failed(error.to_string()),
+                };
+                (e.id, status)
+            }));
+        for (e, outcome) in answered {
+            if let Some(reply) = e.reply {
                 let _ = reply.send(outcome);
             }
         }
     }
 
-    fn set_status(&self, id: Uuid, status: CommandStatus) {
-        self.statuses.lock().set(id, status);
+    /// Runs `f`, a panic of the aggregate's included: the command fails and
+    /// the stream's aggregate (perhaps half-applied) is dropped, to be
+    /// reloaded from the log by its next command.
+    fn caught<T>(
+        &mut self,
+        e: &Envelope<A>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, CommandError<A::Error>> {
+        crate::sync::catch_unwind(|| f(&mut *self))
+            .map_err(|payload| self.panicked(e, crate::sync::panic_message(&*payload)))
     }
 
-    /// [`handle`](Actor::handle), a panic of the aggregate's included: the
-    /// command fails, the stream's aggregate (perhaps half-applied) is
-    /// dropped to be reloaded from the log, and the actor goes on with the
-    /// next command.
-    async fn handle_caught(
-        &mut self,
-        id: Uuid,
-        correlation: Uuid,
-        stream: StreamId,
-        command: A::Command,
-    ) -> Result<Done, CommandError<A::Error>> {
-        let key = stream.clone();
+    fn panicked(&mut self, e: &Envelope<A>, message: String) -> CommandError<A::Error> {
+        tracing::error!(stream = %e.stream, command = %e.id, %message, "an aggregate panicked: the command failed");
+        self.aggregates.remove(&e.stream);
+        CommandError::Panicked(message)
+    }
+
+    /// [`handle`](Actor::handle) from attempt `first` on, a panic of the
+    /// aggregate's included (see [`caught`](Actor::caught)).
+    async fn handle_caught(&mut self, e: &mut Envelope<A>, first: u32) -> Outcome<A> {
         let panicked = {
-            let mut handling = std::pin::pin!(self.handle(id, correlation, stream, command));
+            let mut handling = std::pin::pin!(self.handle(e, first));
             std::future::poll_fn(|cx| {
                 match crate::sync::catch_unwind(|| std::future::Future::poll(handling.as_mut(), cx))
                 {
@@ -92,14 +176,7 @@ impl<A: Aggregate> Actor<A> {
             })
             .await
         };
-        match panicked {
-            Ok(outcome) => outcome,
-            Err(message) => {
-                tracing::error!(stream = %key, command = %id, %message, "an aggregate panicked: the command failed");
-                self.aggregates.remove(&key);
-                Err(CommandError::Panicked(message))
-            }
-        }
+        panicked.unwrap_or_else(|message| Err(self.panicked(e, message)))
     }
 
     fn load(&self, stream: &StreamId) -> (A, u64) {
@@ -112,62 +189,113 @@ impl<A: Aggregate> Actor<A> {
         (aggregate, version)
     }
 
-    async fn handle(
-        &mut self,
-        id: Uuid,
-        correlation: Uuid,
-        stream: StreamId,
-        command: A::Command,
-    ) -> Result<Done, CommandError<A::Error>> {
-        if !self.aggregates.contains_key(&stream) {
-            let loaded = self.load(&stream);
+    /// Someone else wrote the stream: its aggregate is loaded again.
+    fn reload(&mut self, stream: &StreamId, attempt: u32) {
+        tracing::debug!(stream = %stream, attempt, "conflict; reloading the aggregate");
+        let reloaded = self.load(stream);
+        self.aggregates.insert(stream.clone(), reloaded);
+    }
+
+    /// Decides a command against its stream's aggregate (loaded on first
+    /// use).
+    fn decide(&mut self, id: Uuid, stream: &StreamId, command: &A::Command) -> Decision<A> {
+        if !self.aggregates.contains_key(stream) {
+            let loaded = self.load(stream);
             self.aggregates.insert(stream.clone(), loaded);
         }
-        let metadata = Metadata::new().causation(id).correlation(correlation);
-        for attempt in 1..=self.retries + 1 {
-            let Some((aggregate, version)) = self.aggregates.get_mut(&stream) else {
-                return Err(CommandError::Runtime(Error::Closed));
+        let Some((aggregate, version)) = self.aggregates.get(stream) else {
+            return Decision::Finished(Err(CommandError::Runtime(Error::Closed)));
+        };
+        match aggregate.handle(command) {
+            Err(e) => Decision::Finished(Err(CommandError::Domain(e))),
+            Ok(events) if events.is_empty() => Decision::Finished(Ok(Done {
+                command: id,
+                position: None,
+                version: *version,
+                events: 0,
+            })),
+            Ok(events) => Decision::Append(events, *version),
+        }
+    }
+
+    /// The command's events were appended: its aggregate applies them.
+    fn applied(
+        &mut self,
+        id: Uuid,
+        stream: &StreamId,
+        events: &[A::Event],
+        ack: Appended,
+    ) -> Outcome<A> {
+        let Some((aggregate, version)) = self.aggregates.get_mut(stream) else {
+            return Err(CommandError::Runtime(Error::Closed));
+        };
+        for e in events {
+            aggregate.apply(e);
+        }
+        *version = ack.version;
+        Ok(Done {
+            command: id,
+            position: Some(ack.position),
+            version: ack.version,
+            events: ack.count,
+        })
+    }
+
+    /// One command alone: decided, appended and, on a conflict, reloaded
+    /// and retried, from attempt `first` to `retries + 1`.
+    ///
+    /// (`e` is borrowed mutably only so that the future is `Send` without
+    /// asking commands to be `Sync`.)
+    async fn handle(&mut self, e: &mut Envelope<A>, first: u32) -> Outcome<A> {
+        for attempt in first..=self.retries + 1 {
+            let (events, version) = match self.decide(e.id, &e.stream, &e.command) {
+                Decision::Append(events, version) => (events, version),
+                Decision::Finished(outcome) => return outcome,
             };
-            let events = aggregate.handle(&command).map_err(CommandError::Domain)?;
-            if events.is_empty() {
-                return Ok(Done {
-                    command: id,
-                    position: None,
-                    version: *version,
-                    events: 0,
-                });
-            }
-            let batch: Vec<NewEvent<A::Event>> = events
-                .iter()
-                .map(|e| NewEvent::new(e.clone()).metadata(metadata.clone()))
-                .collect();
             let appended = self
                 .writer
-                .append_expecting_async(&stream, Expected::Exact(*version), batch)
+                .append_expecting_async(
+                    e.stream.clone(),
+                    Expected::Exact(version),
+                    new_events(&events, e.id, e.correlation),
+                )
                 .await;
             match appended {
-                Ok(ack) => {
-                    for e in &events {
-                        aggregate.apply(e);
-                    }
-                    *version = ack.version;
-                    return Ok(Done {
-                        command: id,
-                        position: Some(ack.position),
-                        version: ack.version,
-                        events: ack.count,
-                    });
-                }
-                Err(Error::Conflict { .. }) => {
-                    tracing::debug!(stream = %stream, attempt, "conflict; reloading the aggregate");
-                    let reloaded = self.load(&stream);
-                    self.aggregates.insert(stream.clone(), reloaded);
-                }
-                Err(e) => return Err(CommandError::Runtime(e)),
+                Ok(ack) => return self.applied(e.id, &e.stream, &events, ack),
+                Err(Error::Conflict { .. }) => self.reload(&e.stream, attempt),
+                Err(error) => return Err(CommandError::Runtime(error)),
             }
         }
         Err(CommandError::Conflict {
             attempts: self.retries + 1,
         })
     }
+}
+
+/// The events a command appends, caused by it and carrying its
+/// correlation.
+fn new_events<E: Clone>(events: &[E], id: Uuid, correlation: Uuid) -> Vec<NewEvent<E>> {
+    let metadata = Metadata::new().causation(id).correlation(correlation);
+    events
+        .iter()
+        .map(|e| NewEvent::new(e.clone()).metadata(metadata.clone()))
+        .collect()
+}
+
+/// The next group: the longest run of waiting commands for distinct
+/// streams (a command for a stream already in it waits for the next, so
+/// it is decided on what the one before it appended).
+fn take_group<A: Aggregate>(waiting: &mut VecDeque<Envelope<A>>) -> Vec<Envelope<A>> {
+    if waiting.len() == 1 {
+        return waiting.drain(..).collect();
+    }
+    let distinct = {
+        let mut seen =
+            HashSet::with_capacity_and_hasher(waiting.len(), foldhash::fast::FixedState::default());
+        waiting
+            .iter()
+            .take_while(|e| seen.insert(e.stream.as_str()))
+            .count()
+    };
+    waiting.drain(..distinct).collect()
 }
