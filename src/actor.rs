@@ -9,6 +9,14 @@
 //! events a command produces with `Expected::Exact(version)`, applies them to
 //! its copy once acknowledged, and on a conflict (someone else wrote the
 //! stream) reloads and retries a bounded number of times.
+//!
+//! An actor takes the commands waiting in its mailbox as a group: it
+//! decides each against its aggregate, sequences all their appends
+//! together (one batch, and on a durable log one sync, instead of one per
+//! command), then answers each. A group never holds two commands for one
+//! stream: the second waits for the next group, so it is decided on what
+//! the first appended. Each append is still checked on its own (expected
+//! version), so a conflict or a panic fails or retries only its command.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
