@@ -112,11 +112,7 @@ fn a_conflicting_raw_append_is_resolved_by_reload_and_retry() {
 #[test]
 fn conflicts_beyond_the_retries_are_reported() {
     let rt = Runtime::<Counter>::builder().build().unwrap();
-    let options = ActorOptions {
-        retries: 0,
-        ..ActorOptions::default()
-    };
-    let actors = rt.actors_with::<Count>(1, options).unwrap();
+    let actors = without_retries(&rt);
     actors.send_blocking("c", Cmd::Increment).unwrap();
     rt.writer()
         .append("c", Counter::Incremented { to: 2 })
@@ -264,6 +260,15 @@ fn a_panicking_command_fails_alone_and_its_shard_goes_on() {
     });
 }
 
+/// One shard whose conflicts are not retried.
+fn without_retries(rt: &Runtime<Counter>) -> rwlog::Actors<Count> {
+    let options = ActorOptions {
+        retries: 0,
+        ..ActorOptions::default()
+    };
+    rt.actors_with::<Count>(1, options).unwrap()
+}
+
 /// Submits `commands` to one shard before its actor runs (on a current-thread
 /// runtime, nothing else runs until this task waits), so the actor finds
 /// them all in its mailbox at once; returns their outcomes in order.
@@ -282,16 +287,24 @@ async fn all_at_once<A: Aggregate>(
     outcomes
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn commands_waiting_for_distinct_streams_are_appended_in_one_batch() {
-    let rt = Runtime::<Counter>::builder().build().unwrap();
-    let actors = rt.actors::<Count>(1).unwrap();
-    let streams: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+/// One increment each to streams `s0`, `s1`, … `s{n - 1}`, all at once.
+async fn increment_each(
+    actors: &rwlog::Actors<Count>,
+    n: usize,
+) -> Vec<Result<rwlog::Done, CommandError<String>>> {
+    let streams: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
     let commands = streams
         .iter()
         .map(|s| (s.as_str(), Cmd::Increment))
         .collect();
-    let outcomes = all_at_once(&actors, commands).await;
+    all_at_once(actors, commands).await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn commands_waiting_for_distinct_streams_are_appended_in_one_batch() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Count>(1).unwrap();
+    let outcomes = increment_each(&actors, 50).await;
     for (i, outcome) in outcomes.iter().enumerate() {
         let done = outcome.as_ref().unwrap();
         assert_eq!(done.version, 1);
@@ -313,11 +326,7 @@ async fn commands_waiting_for_distinct_streams_are_appended_in_one_batch() {
 async fn a_command_waiting_behind_one_for_its_stream_is_decided_on_what_that_one_appended() {
     let rt = Runtime::<Counter>::builder().build().unwrap();
     // No retries: a command decided on a stale state would conflict and fail.
-    let options = ActorOptions {
-        retries: 0,
-        ..ActorOptions::default()
-    };
-    let actors = rt.actors_with::<Count>(1, options).unwrap();
+    let actors = without_retries(&rt);
     // c, d, c, d, …: each group is cut where a stream repeats.
     let commands = (0..10)
         .map(|i| (if i % 2 == 0 { "c" } else { "d" }, Cmd::IncrementBelow(4)))
@@ -373,11 +382,7 @@ async fn a_conflict_in_a_group_is_retried_alone() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_conflict_in_a_group_counts_as_an_attempt() {
     let rt = Runtime::<Counter>::builder().build().unwrap();
-    let options = ActorOptions {
-        retries: 0,
-        ..ActorOptions::default()
-    };
-    let actors = rt.actors_with::<Count>(1, options).unwrap();
+    let actors = without_retries(&rt);
     actors.send("c", Cmd::Increment).await.unwrap();
     rt.writer()
         .append("c", Counter::Incremented { to: 2 })
@@ -418,12 +423,7 @@ async fn on_a_durable_log_a_group_of_commands_is_one_batch() {
         .build()
         .unwrap();
     let actors = rt.actors::<Count>(1).unwrap();
-    let streams: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
-    let commands = streams
-        .iter()
-        .map(|s| (s.as_str(), Cmd::Increment))
-        .collect();
-    for outcome in all_at_once(&actors, commands).await {
+    for outcome in increment_each(&actors, 20).await {
         assert_eq!(outcome.unwrap().version, 1);
     }
     let stats = rt.stats();
