@@ -12,8 +12,9 @@
 //!
 //! An actor takes the commands waiting in its mailbox as a group: it
 //! decides each against its aggregate, sequences all their appends
-//! together (one batch, and on a durable log one sync, instead of one per
-//! command), then answers each. A group never holds two commands for one
+//! together (usually one batch, and on a durable log one sync, instead of
+//! one per command; a group larger than the queue, or appends of other
+//! writers, can split it), then answers each. A group never holds two commands for one
 //! stream: the second waits for the next group, so it is decided on what
 //! the first appended. Each append is still checked on its own (expected
 //! version), so a conflict or a panic fails or retries only its command.

@@ -347,8 +347,13 @@ impl<E: Send + 'static> Writer<E> {
         match self.enqueue(cmd, false) {
             Ok(()) => Ok(()),
             Err(Refused::Full(cmd)) => {
-                // Whatever this caller queued before is taken first.
+                // Whatever this caller queued before is taken first (in
+                // memory, usually right here, which makes room).
                 self.drain.queued(Queued::Async);
+                let cmd = match self.enqueue(*cmd, false) {
+                    Err(Refused::Full(cmd)) => cmd,
+                    queued => return queued.map_err(Refused::into_error),
+                };
                 // Waiting for room may mean sequencing (and syncing a file):
                 // not on an executor's thread.
                 let writer = self.clone();

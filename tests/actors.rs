@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
+
 use rwlog::testing::AggregateTest;
 use rwlog::{ActorOptions, Aggregate, CommandError, CommandStatus, Event, Position, Runtime};
 
@@ -305,6 +308,7 @@ async fn commands_waiting_for_distinct_streams_are_appended_in_one_batch() {
     let rt = Runtime::<Counter>::builder().build().unwrap();
     let actors = rt.actors::<Count>(1).unwrap();
     let outcomes = increment_each(&actors, 50).await;
+    statuses_are_final(&actors, &outcomes);
     for (i, outcome) in outcomes.iter().enumerate() {
         let done = outcome.as_ref().unwrap();
         assert_eq!(done.version, 1);
@@ -438,5 +442,237 @@ async fn on_a_durable_log_a_group_of_commands_is_one_batch() {
         reopened.head(),
         Position(20),
         "every acknowledged command is on disk"
+    );
+}
+
+/// Its `apply` panics on an increment to 100 or more; the command is the
+/// count to write (0: one more than now).
+#[derive(Default, Debug)]
+struct Fragile(u64);
+
+impl Aggregate for Fragile {
+    type Command = u64;
+    type Event = Counter;
+    type Error = String;
+
+    fn handle(&self, to: &u64) -> Result<Vec<Counter>, String> {
+        let to = if *to == 0 { self.0 + 1 } else { *to };
+        Ok(vec![Counter::Incremented { to }])
+    }
+
+    fn apply(&mut self, Counter::Incremented { to }: &Counter) {
+        assert!(*to < 100, "apply cannot take {to}");
+        self.0 = *to;
+    }
+}
+
+/// Every outcome's command has its final status once its reply came.
+fn statuses_are_final<A: Aggregate>(
+    actors: &rwlog::Actors<A>,
+    outcomes: &[Result<rwlog::Done, CommandError<A::Error>>],
+) {
+    for done in outcomes.iter().flatten() {
+        assert!(matches!(
+            actors.status(done.command),
+            Some(CommandStatus::Completed(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_applying_a_groups_append_fails_only_its_command() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Fragile>(1).unwrap();
+    let outcomes = all_at_once(&actors, vec![("a", 0), ("b", 100), ("c", 0)]).await;
+    assert_eq!(outcomes[0].as_ref().unwrap().version, 1);
+    assert!(
+        matches!(&outcomes[1], Err(CommandError::Panicked(m)) if m.contains("cannot take 100"))
+    );
+    assert_eq!(outcomes[2].as_ref().unwrap().version, 1);
+    statuses_are_final(&actors, &outcomes);
+    // b's event was appended before its apply panicked; the shard goes on.
+    assert_eq!(rt.log().stream_version("b"), 1);
+    assert_eq!(actors.send("d", 0).await.unwrap().version, 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_reloading_after_a_conflict_in_a_group_fails_only_its_command() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Fragile>(1).unwrap();
+    actors.send("c", 0).await.unwrap();
+    // Someone else writes c an event its aggregate cannot apply.
+    rt.writer()
+        .append("c", Counter::Incremented { to: 100 })
+        .unwrap();
+    let outcomes = all_at_once(&actors, vec![("c", 0), ("d", 0)]).await;
+    assert!(
+        matches!(&outcomes[0], Err(CommandError::Panicked(m)) if m.contains("cannot take 100"))
+    );
+    assert_eq!(outcomes[1].as_ref().unwrap().version, 1);
+    statuses_are_final(&actors, &outcomes);
+    assert_eq!(
+        actors.send("e", 0).await.unwrap().version,
+        1,
+        "the shard goes on"
+    );
+}
+
+/// 60 commands for 30 streams, twice each, through a queue of 2: every
+/// group is larger than the queue.
+async fn through_a_small_queue(sequencing: rwlog::Sequencing, storage: Option<rwlog::Storage>) {
+    let mut builder = Runtime::<Counter>::builder()
+        .queue_capacity(2)
+        .sequencing(sequencing);
+    if let Some(storage) = storage {
+        builder = builder.storage(storage);
+    }
+    let rt = builder.build().unwrap();
+    let actors = rt.actors::<Fragile>(1).unwrap();
+    let streams: Vec<String> = (0..60).map(|i| format!("s{}", i % 30)).collect();
+    let commands = streams.iter().map(|s| (s.as_str(), 0)).collect();
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), all_at_once(&actors, commands))
+        .await
+        .expect("every command is answered");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.as_ref().unwrap().version, 1 + i as u64 / 30);
+    }
+    statuses_are_final(&actors, &outcomes);
+    assert_eq!(rt.head(), Position(60));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_group_larger_than_the_queue_is_sequenced_whole_in_every_mode() {
+    for sequencing in [rwlog::Sequencing::Combining, rwlog::Sequencing::Thread] {
+        through_a_small_queue(sequencing, None).await;
+        #[cfg(feature = "durable")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = rwlog::Storage::dir(dir.path()).durability(rwlog::Durability::Fsync);
+            through_a_small_queue(sequencing, Some(storage)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn commands_waiting_when_the_handles_are_dropped_are_all_answered() {
+    let rt = Runtime::<Counter>::builder().build().unwrap();
+    let actors = rt.actors::<Fragile>(1).unwrap();
+    let mut submitted = Vec::new();
+    for stream in ["c", "c", "d", "c", "d"] {
+        submitted.push(actors.submit(stream, 0).await.unwrap());
+    }
+    drop(actors);
+    let mut versions = Vec::new();
+    for s in submitted {
+        let done = tokio::time::timeout(Duration::from_secs(10), s).await;
+        versions.push(done.expect("answered").unwrap().version);
+    }
+    assert_eq!(versions, [1, 2, 1, 3, 2]);
+}
+
+/// Where the SIGKILL child keeps its log.
+#[cfg(feature = "durable")]
+const CHILD_DIR: &str = "RWLOG_ACTORS_CHILD_DIR";
+
+#[cfg(feature = "durable")]
+fn durable_log(dir: &str) -> Runtime<Counter> {
+    Runtime::<Counter>::builder()
+        .storage(rwlog::Storage::dir(dir).durability(rwlog::Durability::Fsync))
+        .build()
+        .expect("open the log")
+}
+
+/// The child of the crash test: 32 client tasks send commands to one
+/// shard (so they are grouped) until killed, printing every completed one
+/// and, now and then, the runtime's mean events per batch.
+#[cfg(feature = "durable")]
+#[test]
+fn actors_crash_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let rt = std::sync::Arc::new(durable_log(&dir));
+    let tasks = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let actors = {
+        let _inside = tasks.enter();
+        rt.actors::<Count>(1).unwrap()
+    };
+    tasks.block_on(async {
+        let clients: Vec<_> = (0..32u64)
+            .map(|c| {
+                let (actors, rt) = (actors.clone(), std::sync::Arc::clone(&rt));
+                tokio::spawn(async move {
+                    for i in 0u64.. {
+                        let stream = format!("s{}", (c * 7 + i) % 50);
+                        let done = actors.send(stream.as_str(), Cmd::Increment).await;
+                        let done = done.expect("command");
+                        let at = done.position.expect("appended");
+                        child::tell_parent(&format!("DONE {at} {stream} {}", done.version));
+                        if c == 0 && i % 5 == 4 {
+                            child::tell_parent(&format!("BATCH {}", rt.stats().mean_batch));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            let _ = c.await;
+        }
+    });
+}
+
+#[cfg(feature = "durable")]
+#[test]
+fn commands_completed_by_grouped_appends_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let mut mean_batches: Vec<f64> = Vec::new();
+    for (round, wanted) in [3usize, 150, 40, 600].into_iter().enumerate() {
+        let mut child = child::spawn("actors_crash_child", &[(CHILD_DIR, path)]);
+        let mut lines = Vec::new();
+        while lines
+            .iter()
+            .filter(|l: &&String| l.starts_with("DONE "))
+            .count()
+            < wanted
+        {
+            match child.line() {
+                Some(line) => lines.push(line),
+                None => panic!("round {round}: the child ended: {lines:?}"),
+            }
+        }
+        // Completions printed before the kill are still in the pipe.
+        lines.extend(child.kill());
+        mean_batches.extend(
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("BATCH ")?.parse::<f64>().ok()),
+        );
+        let rt = durable_log(path);
+        let mut done = 0;
+        for line in &lines {
+            let Some(rest) = line.strip_prefix("DONE ") else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split(' ').collect();
+            let at = Position(f[0].parse().unwrap());
+            let e = rt
+                .log()
+                .get(at)
+                .unwrap_or_else(|| panic!("round {round}: completed at {at}, head {}", rt.head()));
+            assert_eq!(e.stream().as_str(), f[1], "round {round}: {at}");
+            assert_eq!(e.version().to_string(), f[2], "round {round}: {at}");
+            done += 1;
+        }
+        assert!(done >= wanted, "round {round}");
+        rt.shutdown().unwrap();
+    }
+    // The child's commands were appended in groups, not one by one.
+    assert!(
+        mean_batches.iter().any(|&b| b > 2.0),
+        "events per batch: {mean_batches:?}"
     );
 }

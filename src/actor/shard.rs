@@ -1,5 +1,5 @@
 //! One actor of a shard: owns the aggregates of its streams and runs their
-//! commands one at a time.
+//! commands in groups, one at a time per stream.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -38,8 +38,13 @@ type Outcome<A> = Result<Done, CommandError<<A as Aggregate>::Error>>;
 
 /// What a command decided against its aggregate.
 enum Decision<A: Aggregate> {
-    /// Append these events, expecting the stream at this version.
-    Append(Vec<A::Event>, u64),
+    /// Append `events` (as `new`: caused by the command and carrying its
+    /// correlation), expecting the stream at `version`.
+    Append {
+        events: Vec<A::Event>,
+        new: Vec<NewEvent<A::Event>>,
+        version: u64,
+    },
     /// Nothing to append: the command's outcome.
     Finished(Outcome<A>),
 }
@@ -92,28 +97,32 @@ impl<A: Aggregate> Actor<A> {
             return self.answer(answered);
         }
         let mut appending = Vec::with_capacity(group.len());
+        let mut appends = Vec::with_capacity(group.len());
         for e in group {
-            match self.caught(&e, |actor| actor.decide(e.id, &e.stream, &e.command)) {
-                Ok(Decision::Append(events, version)) => appending.push((e, events, version)),
+            match self.caught(&e, |actor| actor.decide(&e)) {
+                Ok(Decision::Append {
+                    events,
+                    new,
+                    version,
+                }) => {
+                    appends.push((e.stream.clone(), Expected::Exact(version), new));
+                    appending.push((e, events));
+                }
                 Ok(Decision::Finished(outcome)) => answered.push((e, outcome)),
                 Err(panicked) => answered.push((e, Err(panicked))),
             }
         }
-        let appends = appending
-            .iter()
-            .map(|(e, events, version)| {
-                let events = new_events(events, e.id, e.correlation);
-                (e.stream.clone(), Expected::Exact(*version), events)
-            })
-            .collect();
         let results = self.writer.append_each_async(appends).await;
-        for ((mut e, events, _), result) in appending.into_iter().zip(results) {
+        for ((mut e, events), result) in appending.into_iter().zip(results) {
             let outcome = match result {
                 Ok(ack) => self
                     .caught(&e, |actor| actor.applied(e.id, &e.stream, &events, ack))
                     .and_then(|done| done),
                 Err(Error::Conflict { .. }) => {
-                    self.reload(&e.stream, 1);
+                    // Someone else wrote the stream: its aggregate is loaded
+                    // again by the retry (a panic there fails this command).
+                    tracing::debug!(stream = %e.stream, attempt = 1, "conflict; reloading the aggregate");
+                    self.aggregates.remove(&e.stream);
                     self.handle_caught(&mut e, 2).await
                 }
                 Err(error) => Err(CommandError::Runtime(error)),
@@ -197,24 +206,29 @@ impl<A: Aggregate> Actor<A> {
     }
 
     /// Decides a command against its stream's aggregate (loaded on first
-    /// use).
-    fn decide(&mut self, id: Uuid, stream: &StreamId, command: &A::Command) -> Decision<A> {
-        if !self.aggregates.contains_key(stream) {
-            let loaded = self.load(stream);
-            self.aggregates.insert(stream.clone(), loaded);
+    /// use). Runs only the aggregate's and the events' own code, so that
+    /// [`caught`](Actor::caught) around it catches every panic of theirs.
+    fn decide(&mut self, e: &Envelope<A>) -> Decision<A> {
+        if !self.aggregates.contains_key(&e.stream) {
+            let loaded = self.load(&e.stream);
+            self.aggregates.insert(e.stream.clone(), loaded);
         }
-        let Some((aggregate, version)) = self.aggregates.get(stream) else {
+        let Some((aggregate, version)) = self.aggregates.get(&e.stream) else {
             return Decision::Finished(Err(CommandError::Runtime(Error::Closed)));
         };
-        match aggregate.handle(command) {
-            Err(e) => Decision::Finished(Err(CommandError::Domain(e))),
+        match aggregate.handle(&e.command) {
+            Err(error) => Decision::Finished(Err(CommandError::Domain(error))),
             Ok(events) if events.is_empty() => Decision::Finished(Ok(Done {
-                command: id,
+                command: e.id,
                 position: None,
                 version: *version,
                 events: 0,
             })),
-            Ok(events) => Decision::Append(events, *version),
+            Ok(events) => Decision::Append {
+                new: new_events(&events, e.id, e.correlation),
+                events,
+                version: *version,
+            },
         }
     }
 
@@ -248,17 +262,17 @@ impl<A: Aggregate> Actor<A> {
     /// asking commands to be `Sync`.)
     async fn handle(&mut self, e: &mut Envelope<A>, first: u32) -> Outcome<A> {
         for attempt in first..=self.retries + 1 {
-            let (events, version) = match self.decide(e.id, &e.stream, &e.command) {
-                Decision::Append(events, version) => (events, version),
+            let (events, new, version) = match self.decide(e) {
+                Decision::Append {
+                    events,
+                    new,
+                    version,
+                } => (events, new, version),
                 Decision::Finished(outcome) => return outcome,
             };
             let appended = self
                 .writer
-                .append_expecting_async(
-                    e.stream.clone(),
-                    Expected::Exact(version),
-                    new_events(&events, e.id, e.correlation),
-                )
+                .append_expecting_async(e.stream.clone(), Expected::Exact(version), new)
                 .await;
             match appended {
                 Ok(ack) => return self.applied(e.id, &e.stream, &events, ack),
