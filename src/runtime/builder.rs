@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -11,8 +10,7 @@ use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::sequencer::{Combiner, Sequencer, Sequencing};
 use crate::storage::{self, is_plain_file_name, SharedHead, Storage, Upcasters};
-use crate::sync::channel::bounded;
-use crate::sync::{thread, Arc};
+use crate::sync::{channel::bounded, thread, Arc};
 use crate::view::{HistoryBound, View, ViewKey};
 
 use super::open::{checkpoints_for, open_log, opener, Opener};

@@ -151,15 +151,12 @@ fn trailing_zeros_from(data: &[u8]) -> usize {
 
 /// Where the frame at `at` claims to end, within `batch_end`.
 fn claimed_end(data: &[u8], at: usize, batch_end: usize) -> usize {
-    match data.get(at..at + FRAME_HEADER) {
-        Some(header) => {
-            let (len, _) = frame::parse_frame_header(header);
-            (at + FRAME_HEADER)
-                .saturating_add(len as usize)
-                .min(batch_end)
-        }
-        None => batch_end,
-    }
+    let Some(header) = data.get(at..at + FRAME_HEADER) else {
+        return batch_end;
+    };
+    let (len, _) = frame::parse_frame_header(header);
+    let end = (at + FRAME_HEADER).saturating_add(len as usize);
+    end.min(batch_end)
 }
 
 /// Why a batch header was not accepted.
