@@ -80,6 +80,12 @@ impl<A: Aggregate> Actor<A> {
                 }
             }
             let group = take_group(&mut waiting);
+            // Each command is a unit of tokio's cooperative budget, as
+            // receiving it alone would be: an actor whose mailbox stays
+            // full still yields its thread to the runtime's other tasks.
+            for _ in 0..group.len() {
+                tokio::task::coop::consume_budget().await;
+            }
             self.run_group(group).await;
         }
     }
