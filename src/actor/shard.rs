@@ -30,7 +30,9 @@ impl<E: Event + Clone> StreamSource<E> for crate::hub::Hub<E> {
     }
 }
 
-/// The most commands an actor takes from its mailbox at once.
+/// The most commands an actor takes from its mailbox at once. A group is
+/// one unit of tokio's cooperative budget, so this also bounds how long
+/// an actor keeps its thread (128 groups) while its mailbox stays full.
 const GROUP: usize = 256;
 
 /// A command's outcome.
@@ -67,11 +69,19 @@ impl<A: Aggregate> Actor<A> {
     pub(super) async fn run(mut self, mut mailbox: mpsc::Receiver<Envelope<A>>) {
         let mut waiting = VecDeque::new();
         loop {
+            // A group is one unit of tokio's cooperative budget, as a
+            // batch received with `recv_many` would be: taken by `recv`
+            // when the group starts from an empty queue, else here (the
+            // commands carried over from the last group came without a
+            // `recv`). So an actor whose mailbox stays full still yields
+            // its thread to the runtime's other tasks, every 128 groups.
             if waiting.is_empty() {
                 match mailbox.recv().await {
                     Some(envelope) => waiting.push_back(envelope),
                     None => return,
                 }
+            } else {
+                tokio::task::coop::consume_budget().await;
             }
             while waiting.len() < GROUP {
                 match mailbox.try_recv() {
@@ -80,12 +90,6 @@ impl<A: Aggregate> Actor<A> {
                 }
             }
             let group = take_group(&mut waiting);
-            // Each command is a unit of tokio's cooperative budget, as
-            // receiving it alone would be: an actor whose mailbox stays
-            // full still yields its thread to the runtime's other tasks.
-            for _ in 0..group.len() {
-                tokio::task::coop::consume_budget().await;
-            }
             self.run_group(group).await;
         }
     }
