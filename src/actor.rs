@@ -18,6 +18,8 @@
 //! stream: the second waits for the next group, so it is decided on what
 //! the first appended. Each append is still checked on its own (expected
 //! version), so a conflict or a panic fails or retries only its command.
+//! A group is one unit of tokio's cooperative budget: an actor whose
+//! mailbox stays full still lets the other tasks of its runtime run.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
