@@ -14,9 +14,9 @@
 //! decides each against its aggregate, sequences all their appends
 //! together (usually one batch, and on a durable log one sync, instead of
 //! one per command; a group larger than the queue, or appends of other
-//! writers, can split it), then answers each. A group never holds two commands for one
-//! stream: the second waits for the next group, so it is decided on what
-//! the first appended. Each append is still checked on its own (expected
+//! writers, can split it), then answers each. A group never holds two
+//! commands for one stream: the second waits for the next group, so it is
+//! decided on what the first appended. Each append is still checked on its own (expected
 //! version), so a conflict or a panic fails or retries only its command.
 //! A group is one unit of tokio's cooperative budget: an actor whose
 //! mailbox stays full still lets the other tasks of its runtime run.
