@@ -422,10 +422,7 @@ async fn a_panicking_command_in_a_group_fails_alone() {
 #[tokio::test(flavor = "current_thread")]
 async fn on_a_durable_log_a_group_of_commands_is_one_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::<Counter>::builder()
-        .storage(rwlog::Storage::dir(dir.path()).durability(rwlog::Durability::Fsync))
-        .build()
-        .unwrap();
+    let rt = durable_log(dir.path());
     let actors = rt.actors::<Count>(1).unwrap();
     for outcome in increment_each(&actors, 20).await {
         assert_eq!(outcome.unwrap().version, 1);
@@ -434,10 +431,7 @@ async fn on_a_durable_log_a_group_of_commands_is_one_batch() {
     assert_eq!((stats.appended, stats.batches), (20, 1));
     drop(actors);
     rt.shutdown().unwrap();
-    let reopened = Runtime::<Counter>::builder()
-        .storage(rwlog::Storage::dir(dir.path()))
-        .build()
-        .unwrap();
+    let reopened = durable_log(dir.path());
     assert_eq!(
         reopened.head(),
         Position(20),
@@ -575,9 +569,9 @@ async fn commands_waiting_when_the_handles_are_dropped_are_all_answered() {
 const CHILD_DIR: &str = "RWLOG_ACTORS_CHILD_DIR";
 
 #[cfg(feature = "durable")]
-fn durable_log(dir: &str) -> Runtime<Counter> {
+fn durable_log(dir: impl AsRef<std::path::Path>) -> Runtime<Counter> {
     Runtime::<Counter>::builder()
-        .storage(rwlog::Storage::dir(dir).durability(rwlog::Durability::Fsync))
+        .storage(rwlog::Storage::dir(dir.as_ref()).durability(rwlog::Durability::Fsync))
         .build()
         .expect("open the log")
 }
